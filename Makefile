@@ -1,0 +1,55 @@
+# The README's two commands are `make demo` and `make test`. Both install what is missing
+# (scripts/setup.sh), build, and run.
+
+SHELL := /bin/bash
+STYLIZE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/stylize-video
+export STYLIZE_CACHE
+VENV := $(STYLIZE_CACHE)/torch-2.11.0
+# tch finds libtorch inside the virtualenv's torch package.
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(VENV)/bin:$(PATH)
+CARGO ?= cargo
+BIN := target/release/stylize-video
+
+# The demo: a Big Buck Bunny frame in the style of Van Gogh. Small on a CPU, larger on a GPU.
+HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+DEMO_SIZE ?= $(if $(HAVE_GPU),720,256)
+DEMO_ITERATIONS ?= $(if $(HAVE_GPU),500,200)
+DEMO_OUT := demo-output
+
+.PHONY: setup build demo test lint bench clean
+
+setup:
+	@scripts/setup.sh >/dev/null
+
+build: setup
+	$(CARGO) build --release
+
+demo: build
+	@mkdir -p $(DEMO_OUT)
+	$(BIN) samples/frames/bigbuckbunny-060.jpg \
+	  --style samples/styles/van-gogh-village-street-auvers.jpg \
+	  --size $(DEMO_SIZE) --iterations $(DEMO_ITERATIONS) \
+	  -o $(DEMO_OUT)/bigbuckbunny-060.van-gogh.png \
+	  --gif $(DEMO_OUT)/bigbuckbunny-060.van-gogh.gif \
+	  --report $(DEMO_OUT)/bigbuckbunny-060.van-gogh.json --overwrite
+	@echo
+	@echo "demo: stylised frame  $(DEMO_OUT)/bigbuckbunny-060.van-gogh.png"
+	@echo "demo: iteration GIF   $(DEMO_OUT)/bigbuckbunny-060.van-gogh.gif"
+	@echo "demo: report          $(DEMO_OUT)/bigbuckbunny-060.van-gogh.json"
+
+test: setup
+	$(CARGO) test --release
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# CPU (and CUDA when present) evaluation timings, with PyTorch on the same machine for a ratio.
+bench: build
+	$(CARGO) bench --bench evaluation
+	python3 benches/pytorch_evaluation.py
+
+clean:
+	$(CARGO) clean
+	rm -rf $(DEMO_OUT)

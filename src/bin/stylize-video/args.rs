@@ -1,0 +1,333 @@
+//! The command line, parsed with clap and turned into the library's settings.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, ValueEnum};
+use stylize_video::engine::stylizer::{
+    GramScale, LayerWeight, LossSettings, OptimizerKind, OptimizerSettings, DEFAULT_STYLE_WEIGHT,
+};
+use stylize_video::engine::vgg::{Layer, Pooling, Vgg19};
+use stylize_video::error::{Error, Result};
+use stylize_video::io::gif::DEFAULT_MAX_EDGE;
+use stylize_video::still::{GifSettings, Init, StillSettings, StyleImage};
+
+/// Paint an image in the style of a painting (Gatys, Ecker and Bethge, "A Neural Algorithm of
+/// Artistic Style").
+///
+/// Example: stylize-video photo.jpg --style painting.jpg -o out.png --gif out.gif
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+pub struct Args {
+    /// The content image (PNG, JPEG, TIFF, BMP, GIF or WebP; 8 or 16 bit).
+    pub input: PathBuf,
+
+    /// A painting whose style to transfer. Repeat it to blend several (see --style-blend).
+    #[arg(short, long = "style", required = true, value_name = "IMAGE")]
+    pub styles: Vec<PathBuf>,
+
+    /// Blend weights of the paintings, one per --style, comma-separated (normalised to sum 1).
+    #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
+    pub style_blend: Vec<f64>,
+
+    /// The output image [default: INPUT's name + .stylized, beside it]; the extension picks the
+    /// format (.png, .jpg, .tif, .bmp, .webp).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Processing size: the long edge in pixels. The output has this size.
+    #[arg(long, default_value_t = 512)]
+    pub size: u32,
+
+    /// Maximum number of optimiser iterations (0 writes the initial image).
+    #[arg(short = 'n', long, default_value_t = 500)]
+    pub iterations: usize,
+
+    /// Content weight; the paper's α at a 512x512 processing size (α = this · 512² / (W·H)).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub content_weight: f64,
+
+    /// Style weight; the paper's β.
+    #[arg(long, default_value_t = DEFAULT_STYLE_WEIGHT, allow_negative_numbers = true)]
+    pub style_weight: f64,
+
+    /// Total-variation (smoothness) weight, scaled like --content-weight.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub tv_weight: f64,
+
+    /// Content layer(s), comma-separated, each optionally with a weight: conv4_2 or conv4_2:1.
+    #[arg(long, value_delimiter = ',', default_value = "conv4_2")]
+    pub content_layers: Vec<String>,
+
+    /// Style layers, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1"
+    )]
+    pub style_layers: Vec<String>,
+
+    /// Weights w_l of the style layers, one per layer [default: equal, summing to 1].
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub style_layer_weights: Vec<f64>,
+
+    /// The painting's long edge relative to the processing size.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub style_scale: f64,
+
+    /// Pooling between the network's blocks.
+    #[arg(long, value_enum, default_value_t = PoolingArg::Avg)]
+    pub pooling: PoolingArg,
+
+    /// How the painting's Gram matrices compare with the image's when their sizes differ:
+    /// per-position (rescaled to the image's size) or paper (as they are).
+    #[arg(long, value_enum, default_value_t = GramScaleArg::PerPosition)]
+    pub gram_scale: GramScaleArg,
+
+    /// Where the optimisation starts: content, noise, or the path of an image.
+    #[arg(long, default_value = "content", value_name = "content|noise|IMAGE")]
+    pub init: String,
+
+    /// Share of seeded noise mixed into the start (0..1).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub init_noise: f64,
+
+    /// The optimiser.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Lbfgs)]
+    pub optimizer: OptimizerArg,
+
+    /// Step size: L-BFGS's step along its direction [default: 1]; Adam's in pixel units
+    /// [default: 10].
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+
+    /// L-BFGS: correction pairs kept.
+    #[arg(long, default_value_t = 50)]
+    pub lbfgs_history: usize,
+
+    /// L-BFGS: backtracking line search (safer, more evaluations per iteration).
+    #[arg(long)]
+    pub line_search: bool,
+
+    /// Stop early once the relative loss change stays below this for --patience iterations
+    /// (0: never).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub tolerance: f64,
+
+    /// See --tolerance.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+
+    /// Seed of the noise initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+
+    /// Keep the content's original colours (only the luminance is stylised).
+    #[arg(long)]
+    pub preserve_colors: bool,
+
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+
+    /// Write an animated GIF of the optimisation here.
+    #[arg(long, value_name = "PATH")]
+    pub gif: Option<PathBuf>,
+
+    /// GIF: record every this many iterations [default: about 50 frames in all].
+    #[arg(long, value_name = "K")]
+    pub gif_every: Option<usize>,
+
+    /// GIF: cap on its long edge, in pixels.
+    #[arg(long, default_value_t = DEFAULT_MAX_EDGE)]
+    pub gif_size: u32,
+
+    /// Write a JSON report (settings, losses, history, timings) here.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// The VGG19 weights [default: weights/vgg19-caffe-q8.safetensors as shipped].
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+
+    /// No progress bar or messages, only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PoolingArg {
+    Avg,
+    Max,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GramScaleArg {
+    PerPosition,
+    Paper,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerArg {
+    Lbfgs,
+    Adam,
+}
+
+fn layer(flag: &str, name: &str) -> Result<Layer> {
+    Layer::named(name.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Layer::all_names().collect();
+        Error::setting(flag, name, format!("not a VGG19 layer; use one of {}", names.join(", ")))
+    })
+}
+
+fn parse_weight(flag: &str, text: &str) -> Result<f64> {
+    text.trim()
+        .parse()
+        .map_err(|_| Error::setting(flag, text, "not a number"))
+}
+
+/// The default output: `photo.jpg` → `photo.stylized.jpg` beside it (PNG for formats not
+/// written).
+pub fn default_output(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    let ext = input
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .filter(|e| ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp"].contains(&e.as_str()))
+        .unwrap_or_else(|| "png".into());
+    input.with_file_name(format!("{stem}.stylized.{ext}"))
+}
+
+impl Args {
+    /// The loss settings the flags describe.
+    pub fn loss(&self) -> Result<LossSettings> {
+        let mut content_layers = Vec::new();
+        for spec in &self.content_layers {
+            let (name, weight) = match spec.split_once(':') {
+                Some((n, w)) => (n, parse_weight("--content-layers", w)?),
+                None => (spec.as_str(), 1.0),
+            };
+            content_layers.push(LayerWeight {
+                layer: layer("--content-layers", name)?,
+                weight,
+            });
+        }
+        let style: Vec<Layer> = self
+            .style_layers
+            .iter()
+            .map(|n| layer("--style-layers", n))
+            .collect::<Result<_>>()?;
+        let weights = if self.style_layer_weights.is_empty() {
+            vec![1.0 / style.len().max(1) as f64; style.len()]
+        } else if self.style_layer_weights.len() == style.len() {
+            self.style_layer_weights.clone()
+        } else {
+            return Err(Error::setting(
+                "--style-layer-weights",
+                format!("{:?}", self.style_layer_weights),
+                format!("give one weight per style layer ({})", style.len()),
+            ));
+        };
+        Ok(LossSettings {
+            content_layers,
+            style_layers: style
+                .into_iter()
+                .zip(weights)
+                .map(|(layer, weight)| LayerWeight { layer, weight })
+                .collect(),
+            content_weight: self.content_weight,
+            style_weight: self.style_weight,
+            tv_weight: self.tv_weight,
+            pooling: match self.pooling {
+                PoolingArg::Avg => Pooling::Avg,
+                PoolingArg::Max => Pooling::Max,
+            },
+            gram_scale: match self.gram_scale {
+                GramScaleArg::PerPosition => GramScale::PerPosition,
+                GramScaleArg::Paper => GramScale::Paper,
+            },
+        })
+    }
+
+    /// The optimiser settings the flags describe.
+    pub fn optimizer(&self) -> OptimizerSettings {
+        let kind = match self.optimizer {
+            OptimizerArg::Lbfgs => OptimizerKind::Lbfgs {
+                history: self.lbfgs_history,
+                learning_rate: self.learning_rate.unwrap_or(1.0),
+                line_search: self.line_search,
+            },
+            OptimizerArg::Adam => OptimizerKind::Adam {
+                learning_rate: self.learning_rate.unwrap_or(10.0),
+            },
+        };
+        OptimizerSettings {
+            kind,
+            iterations: self.iterations,
+            tolerance: self.tolerance,
+            patience: self.patience,
+        }
+    }
+
+    /// All the settings of a still-image run.
+    pub fn still(&self) -> Result<StillSettings> {
+        let blend = if self.style_blend.is_empty() {
+            vec![1.0; self.styles.len()]
+        } else if self.style_blend.len() == self.styles.len() {
+            self.style_blend.clone()
+        } else {
+            return Err(Error::setting(
+                "--style-blend",
+                format!("{:?}", self.style_blend),
+                format!("give one weight per --style ({})", self.styles.len()),
+            ));
+        };
+        let init = match self.init.as_str() {
+            "content" => Init::Content,
+            "noise" => Init::Noise,
+            path => Init::Image(PathBuf::from(path)),
+        };
+        Ok(StillSettings {
+            content: self.input.clone(),
+            styles: self
+                .styles
+                .iter()
+                .zip(blend)
+                .map(|(path, blend)| StyleImage {
+                    path: path.clone(),
+                    blend,
+                })
+                .collect(),
+            output: self
+                .output
+                .clone()
+                .unwrap_or_else(|| default_output(&self.input)),
+            size: self.size,
+            style_scale: self.style_scale,
+            init,
+            noise_ratio: self.init_noise,
+            seed: self.seed,
+            preserve_colors: self.preserve_colors,
+            gif: self.gif.as_ref().map(|path| GifSettings {
+                path: path.clone(),
+                every: self.gif_every,
+                max_edge: self.gif_size,
+            }),
+            report: self.report.clone(),
+            overwrite: self.overwrite,
+            loss: self.loss()?,
+            optimizer: self.optimizer(),
+            device: stylize_video::device::parse(&self.device)?,
+            weights: self
+                .weights
+                .clone()
+                .unwrap_or_else(Vgg19::default_weights_path),
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! The progress bar (indicatif) behind the library's `Progress` trait.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use stylize_video::progress::Progress;
+
+/// Shows progress on standard error; hidden when `quiet` or not a terminal.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Bar {
+    pub fn new(quiet: bool) -> Self {
+        Bar { bar: None, quiet }
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&mut self, what: &str, total: u64) {
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what}  loss {{msg}}  {{per_sec}}  eta {{eta}}"
+            ))
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        self.bar = Some(bar);
+    }
+
+    fn advance(&mut self, position: u64, loss: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(position);
+            bar.set_message(format!("{loss:.4e}"));
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
+
+    fn log(&mut self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(format!("stylize-video: {message}")),
+            None => eprintln!("stylize-video: {message}"),
+        }
+    }
+}

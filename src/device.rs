@@ -1,0 +1,53 @@
+//! Choosing the compute device from its command-line name.
+
+use tch::Device;
+
+use crate::error::{Error, Result};
+
+/// The device named `name`: `auto` (the first CUDA GPU if there is one, else the CPU), `cpu`,
+/// `cuda` (GPU 0) or `cuda:N`. Asking for a GPU that is not there is an error.
+pub fn parse(name: &str) -> Result<Device> {
+    let unavailable = |problem: String| Error::Device {
+        device: name.to_string(),
+        problem,
+    };
+    let gpus = || tch::Cuda::device_count();
+    match name {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        _ => {
+            let index = match name.strip_prefix("cuda") {
+                Some("") => 0,
+                Some(rest) => rest
+                    .strip_prefix(':')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| unavailable("use auto, cpu, cuda or cuda:N".into()))?,
+                None => return Err(unavailable("use auto, cpu, cuda or cuda:N".into())),
+            };
+            if !tch::Cuda::is_available() {
+                return Err(unavailable(
+                    "no CUDA GPU is available to libtorch (use --device cpu or auto)".into(),
+                ));
+            }
+            if index as i64 >= gpus() {
+                return Err(unavailable(format!("only {} CUDA GPU(s) present", gpus())));
+            }
+            Ok(Device::Cuda(index))
+        }
+    }
+}
+
+/// A short description for logs: `cpu (2 threads)` or `cuda:0 (1 GPU present)`.
+pub fn describe(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i} ({} GPU(s) present)", tch::Cuda::device_count()),
+        _ => {
+            let why = if tch::Cuda::is_available() {
+                ""
+            } else {
+                ", no CUDA GPU found"
+            };
+            format!("cpu ({} threads{why})", tch::get_num_threads())
+        }
+    }
+}

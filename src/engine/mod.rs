@@ -1,0 +1,7 @@
+//! The Gatys engine: pure tensors in, tensors out. No threads, no files, no ffmpeg.
+
+pub mod loss;
+mod optim;
+pub mod preprocess;
+pub mod stylizer;
+pub mod vgg;

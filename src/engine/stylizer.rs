@@ -1,0 +1,652 @@
+//! The optimisation of the paper: an image whose VGG19 features match the content image's at the
+//! content layers and whose Gram matrices match the painting's at the style layers.
+//!
+//! [`StyleTarget`] holds the painting's Gram matrices, computed once and reused for every image
+//! or frame; [`Stylizer::run`] optimises one image from a given start.
+
+use std::cell::Cell;
+use std::ops::ControlFlow;
+
+use image::Rgb32FImage;
+use tch::{Device, Kind, Tensor};
+
+use super::loss;
+use super::optim::{Adam, Lbfgs, Optimizer, Point, Step};
+use super::preprocess;
+use super::vgg::{Layer, Pooling, Vgg19};
+use crate::error::{Error, Result};
+
+/// The processing area at which `content_weight` and `tv_weight` equal the paper's α and the
+/// smoothness weight exactly: 512 x 512 pixels.
+pub const REFERENCE_AREA: f64 = 512.0 * 512.0;
+
+/// A layer with its weight in a loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerWeight {
+    /// The layer.
+    pub layer: Layer,
+    /// Its weight (the paper's w_l for style layers).
+    pub weight: f64,
+}
+
+/// How the painting's Gram matrix A is compared with the generated image's G when the two
+/// images have different sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GramScale {
+    /// A is rescaled to the generated image's number of positions (A·M_x/M_s), so that a
+    /// painting of any size or aspect asks for the same texture statistics. Identical to the
+    /// paper's formula when both images have the same area. The default.
+    #[default]
+    PerPosition,
+    /// A is the painting's Gram matrix as it is, as in the paper's formula.
+    Paper,
+}
+
+/// The loss: which layers, with which weights.
+///
+/// The paper's total loss is α·L_content + β·Σ w_l E_l. Its α/β ratio depends on the image size
+/// (L_content grows with the pixel count, E_l does not), so α is normalised here:
+/// α = `content_weight` · 512² / (H·W), β = `style_weight`. At a 512 x 512 processing size the
+/// two weights are exactly the paper's α and β.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossSettings {
+    /// Content layers and weights; default conv4_2 with weight 1.
+    pub content_layers: Vec<LayerWeight>,
+    /// Style layers and their w_l; default conv1_1, conv2_1, conv3_1, conv4_1, conv5_1, each 1/5.
+    pub style_layers: Vec<LayerWeight>,
+    /// α at 512 x 512 (see above); default 1.
+    pub content_weight: f64,
+    /// β; default [`DEFAULT_STYLE_WEIGHT`].
+    pub style_weight: f64,
+    /// Weight of the total-variation smoothness term at 512 x 512 (scaled like α); default 0.
+    pub tv_weight: f64,
+    /// Pooling between blocks; default average, as the paper recommends.
+    pub pooling: Pooling,
+    /// Gram matrix comparison across sizes; default per position.
+    pub gram_scale: GramScale,
+}
+
+/// The default β (`style_weight`), chosen so that one setting gives a clearly stylised image
+/// from 128 px to 1080p.
+pub const DEFAULT_STYLE_WEIGHT: f64 = 1e4;
+
+impl Default for LossSettings {
+    fn default() -> Self {
+        let layer = |name| Layer::named(name).expect("a VGG19 layer");
+        LossSettings {
+            content_layers: vec![LayerWeight {
+                layer: layer("conv4_2"),
+                weight: 1.0,
+            }],
+            style_layers: ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+                .into_iter()
+                .map(|n| LayerWeight {
+                    layer: layer(n),
+                    weight: 0.2,
+                })
+                .collect(),
+            content_weight: 1.0,
+            style_weight: DEFAULT_STYLE_WEIGHT,
+            tv_weight: 0.0,
+            pooling: Pooling::Avg,
+            gram_scale: GramScale::PerPosition,
+        }
+    }
+}
+
+impl LossSettings {
+    /// Checks every value; errors name the command-line flag.
+    pub fn validate(&self) -> Result<()> {
+        non_negative("--content-weight", self.content_weight)?;
+        non_negative("--style-weight", self.style_weight)?;
+        non_negative("--tv-weight", self.tv_weight)?;
+        if self.content_layers.is_empty() && self.style_layers.is_empty() {
+            return Err(Error::setting(
+                "--content-layers/--style-layers",
+                "(none)",
+                "at least one layer is needed",
+            ));
+        }
+        for l in &self.content_layers {
+            non_negative("--content-layers weight", l.weight)?;
+        }
+        for l in &self.style_layers {
+            non_negative("--style-layer-weights", l.weight)?;
+        }
+        Ok(())
+    }
+
+    /// The paper's α for a processing size of `height` x `width`.
+    pub fn alpha(&self, height: i64, width: i64) -> f64 {
+        self.content_weight * REFERENCE_AREA / (height * width) as f64
+    }
+
+    /// The paper's β.
+    pub fn beta(&self) -> f64 {
+        self.style_weight
+    }
+
+    /// The total-variation weight for a processing size of `height` x `width`.
+    pub fn tv_lambda(&self, height: i64, width: i64) -> f64 {
+        self.tv_weight * REFERENCE_AREA / (height * width) as f64
+    }
+}
+
+pub(crate) fn non_negative(name: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::setting(
+            name,
+            value,
+            "must be a finite number, zero or more",
+        ))
+    }
+}
+
+/// The optimiser and when to stop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerSettings {
+    /// The algorithm; default L-BFGS.
+    pub kind: OptimizerKind,
+    /// Iterations at most; default 500. Zero returns the initial image.
+    pub iterations: usize,
+    /// Stop earlier once the relative change of the total loss between iterations stays below
+    /// this for `patience` iterations in a row; default 0 (never).
+    pub tolerance: f64,
+    /// See `tolerance`; default 5.
+    pub patience: usize,
+}
+
+impl Default for OptimizerSettings {
+    fn default() -> Self {
+        OptimizerSettings {
+            kind: OptimizerKind::default(),
+            iterations: 500,
+            tolerance: 0.0,
+            patience: 5,
+        }
+    }
+}
+
+/// An optimisation algorithm with its parameters.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// L-BFGS.
+    Lbfgs {
+        /// Correction pairs kept; default 50.
+        history: usize,
+        /// Step length along the quasi-Newton direction; default 1.
+        learning_rate: f64,
+        /// A backtracking (Armijo) line search; default off (one evaluation per iteration).
+        line_search: bool,
+    },
+    /// Adam.
+    Adam {
+        /// Step size in pixel units (0..255 scale); default 10.
+        learning_rate: f64,
+    },
+}
+
+impl Default for OptimizerKind {
+    fn default() -> Self {
+        OptimizerKind::Lbfgs {
+            history: 50,
+            learning_rate: 1.0,
+            line_search: false,
+        }
+    }
+}
+
+impl OptimizerSettings {
+    /// Checks every value; errors name the command-line flag.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.tolerance.is_finite() && (0.0..1.0).contains(&self.tolerance)) {
+            return Err(Error::setting(
+                "--tolerance",
+                self.tolerance,
+                "must be at least 0 and below 1",
+            ));
+        }
+        if self.patience == 0 {
+            return Err(Error::setting("--patience", 0, "must be at least 1"));
+        }
+        match self.kind {
+            OptimizerKind::Lbfgs {
+                history,
+                learning_rate,
+                ..
+            } => {
+                if history == 0 {
+                    return Err(Error::setting("--lbfgs-history", 0, "must be at least 1"));
+                }
+                positive("--learning-rate", learning_rate)
+            }
+            OptimizerKind::Adam { learning_rate } => positive("--learning-rate", learning_rate),
+        }
+    }
+
+    fn optimizer(&self) -> Box<dyn Optimizer> {
+        match self.kind {
+            OptimizerKind::Lbfgs {
+                history,
+                learning_rate,
+                line_search,
+            } => Box::new(Lbfgs::new(history, learning_rate, line_search)),
+            OptimizerKind::Adam { learning_rate } => Box::new(Adam::new(learning_rate)),
+        }
+    }
+}
+
+fn positive(name: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::setting(name, value, "must be a finite number above 0"))
+    }
+}
+
+/// The painting's (or blended paintings') Gram matrices at the style layers, computed once.
+pub struct StyleTarget {
+    pooling: Pooling,
+    scale: GramScale,
+    /// Per style layer: Σ_s b_s A_s / M_s (per position) or Σ_s b_s A_s (paper).
+    grams: Vec<(Layer, Tensor)>,
+}
+
+impl StyleTarget {
+    /// The target for `styles`: network-space images (see [`preprocess::to_network`]) with their
+    /// blend weights, which are normalised to sum to 1.
+    pub fn new(vgg: &Vgg19, styles: &[(Tensor, f64)], settings: &LossSettings) -> Result<Self> {
+        let sum: f64 = styles.iter().map(|(_, b)| b).sum();
+        if styles.is_empty() {
+            return Err(Error::setting("--style", "(none)", "at least one style image is needed"));
+        }
+        for (_, b) in styles {
+            non_negative("--style-blend", *b)?;
+        }
+        if sum <= 0.0 {
+            return Err(Error::setting("--style-blend", sum, "the blend weights sum to zero"));
+        }
+        let layers: Vec<Layer> = settings.style_layers.iter().map(|l| l.layer).collect();
+        let grams = tch::no_grad(|| {
+            let mut acc: Vec<Option<Tensor>> = layers.iter().map(|_| None).collect();
+            for (image, b) in styles {
+                let features = vgg.features(&image.to_device(vgg.device()), settings.pooling, &layers);
+                for (slot, f) in acc.iter_mut().zip(&features) {
+                    let (_, _, h, w) = f.size4().expect("features are 4-d");
+                    let per = match settings.gram_scale {
+                        GramScale::PerPosition => b / sum / (h * w) as f64,
+                        GramScale::Paper => b / sum,
+                    };
+                    let a = loss::gram(f) * per;
+                    *slot = Some(match slot.take() {
+                        Some(prev) => prev + a,
+                        None => a,
+                    });
+                }
+            }
+            acc.into_iter().map(|a| a.expect("one style at least")).collect::<Vec<_>>()
+        });
+        Ok(StyleTarget {
+            pooling: settings.pooling,
+            scale: settings.gram_scale,
+            grams: layers.into_iter().zip(grams).collect(),
+        })
+    }
+
+    /// The target Gram matrices for a generated image of `height` x `width`.
+    fn grams_for(&self, height: i64, width: i64) -> Vec<Tensor> {
+        self.grams
+            .iter()
+            .map(|(layer, a)| match self.scale {
+                GramScale::PerPosition => {
+                    let (h, w) = layer.feature_size(height, width);
+                    a * (h * w) as f64
+                }
+                GramScale::Paper => a.shallow_clone(),
+            })
+            .collect()
+    }
+}
+
+/// The loss terms at one point, unweighted as in the paper, and the weighted total.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossTerms {
+    /// α·content + β·Σ w_l E_l + λ·tv.
+    pub total: f64,
+    /// Σ over content layers of weight · ½ Σ (F − P)².
+    pub content: f64,
+    /// E_l for each style layer, in the order of the settings.
+    pub style: Vec<(&'static str, f64)>,
+    /// The total variation (0 when its weight is 0).
+    pub tv: f64,
+}
+
+/// The objective at one point: the terms and ∂total/∂x.
+pub struct Evaluation {
+    /// The loss terms.
+    pub terms: LossTerms,
+    /// ∂total/∂x, in network space (mean-subtracted BGR, 0..255 scale).
+    pub gradient: Tensor,
+    /// Whether every element of the gradient is finite.
+    gradient_finite: bool,
+}
+
+impl Evaluation {
+    /// Whether the loss and the gradient are finite.
+    pub fn is_finite(&self) -> bool {
+        self.terms.total.is_finite() && self.gradient_finite
+    }
+}
+
+/// The content image's features and the style targets at the content's size, made once per
+/// content image.
+pub struct ContentTarget {
+    features: Vec<Tensor>,
+    grams: Vec<Tensor>,
+    alpha: f64,
+    tv_lambda: f64,
+    size: (i64, i64),
+}
+
+/// Why an optimisation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// It ran the requested number of iterations.
+    Iterations,
+    /// The relative loss change stayed under the tolerance.
+    Tolerance,
+    /// The callback asked to stop.
+    Callback,
+    /// Non-finite values kept coming back; the last finite point was kept.
+    NonFinite,
+}
+
+/// The state after one iteration, for progress, GIFs and reports.
+pub struct Iteration<'a> {
+    /// The iteration number; 0 is the initial image.
+    pub iteration: usize,
+    /// Loss evaluations so far.
+    pub evaluations: usize,
+    /// The loss terms at the current image.
+    pub terms: &'a LossTerms,
+    /// Recoveries from non-finite values so far.
+    pub recoveries: usize,
+    x: &'a Tensor,
+}
+
+impl Iteration<'_> {
+    /// The current image (RGB, 0..1). Copies from the device: call only when needed.
+    pub fn image(&self) -> Result<Rgb32FImage> {
+        preprocess::from_network(self.x)
+    }
+
+    /// The current image in network space.
+    pub fn tensor(&self) -> &Tensor {
+        self.x
+    }
+}
+
+/// The result of one optimisation.
+pub struct Outcome {
+    /// The best image met (lowest total loss), network space. Always finite.
+    pub image: Tensor,
+    /// Loss terms at the initial image.
+    pub initial: LossTerms,
+    /// Loss terms at `image`.
+    pub best: LossTerms,
+    /// Iterations done.
+    pub iterations: usize,
+    /// Loss evaluations done (one per iteration without line search).
+    pub evaluations: usize,
+    /// The total loss after each iteration; element 0 is the initial image's.
+    pub history: Vec<f64>,
+    /// Times a non-finite value was met and the optimiser stepped back.
+    pub recoveries: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+/// Recoveries in a row after which the optimisation gives up and keeps its last finite point.
+const MAX_RECOVERIES_IN_A_ROW: usize = 12;
+
+/// Optimises images against one style target.
+pub struct Stylizer<'a> {
+    vgg: &'a Vgg19,
+    style: &'a StyleTarget,
+    loss: LossSettings,
+    optimizer: OptimizerSettings,
+    /// Content layers then style layers, in the order of the settings.
+    layers: Vec<Layer>,
+}
+
+impl<'a> Stylizer<'a> {
+    /// A stylizer; `style` must have been made with the same style layers and pooling.
+    pub fn new(
+        vgg: &'a Vgg19,
+        style: &'a StyleTarget,
+        loss: LossSettings,
+        optimizer: OptimizerSettings,
+    ) -> Result<Self> {
+        loss.validate()?;
+        optimizer.validate()?;
+        let style_layers: Vec<Layer> = loss.style_layers.iter().map(|l| l.layer).collect();
+        let target_layers: Vec<Layer> = style.grams.iter().map(|(l, _)| *l).collect();
+        if style_layers != target_layers
+            || style.pooling != loss.pooling
+            || style.scale != loss.gram_scale
+        {
+            return Err(Error::setting(
+                "style target",
+                "(library call)",
+                "made with other style layers, pooling or Gram scaling than the stylizer's",
+            ));
+        }
+        let layers = loss
+            .content_layers
+            .iter()
+            .map(|l| l.layer)
+            .chain(style_layers)
+            .collect();
+        Ok(Stylizer {
+            vgg,
+            style,
+            loss,
+            optimizer,
+            layers,
+        })
+    }
+
+    /// The loss settings.
+    pub fn loss_settings(&self) -> &LossSettings {
+        &self.loss
+    }
+
+    /// The optimiser settings.
+    pub fn optimizer_settings(&self) -> &OptimizerSettings {
+        &self.optimizer
+    }
+
+    /// The features of a content image (network space) and the style targets at its size.
+    pub fn content_target(&self, content: &Tensor) -> Result<ContentTarget> {
+        let (_, _, h, w) = content.size4()?;
+        let min = 1i64 << 4;
+        if h < min || w < min {
+            return Err(Error::setting(
+                "--size",
+                format!("{w}x{h}"),
+                format!("images must be at least {min}x{min} pixels for VGG19's five blocks"),
+            ));
+        }
+        let layers: Vec<Layer> = self.loss.content_layers.iter().map(|l| l.layer).collect();
+        let features = tch::no_grad(|| {
+            self.vgg
+                .features(&content.to_device(self.vgg.device()), self.loss.pooling, &layers)
+        });
+        Ok(ContentTarget {
+            features,
+            grams: self.style.grams_for(h, w),
+            alpha: self.loss.alpha(h, w),
+            tv_lambda: self.loss.tv_lambda(h, w),
+            size: (h, w),
+        })
+    }
+
+    /// The loss terms and gradient at `x` (network space, the content's size).
+    pub fn evaluate(&self, target: &ContentTarget, x: &Tensor) -> Result<Evaluation> {
+        let x = x.detach().set_requires_grad(true);
+        let features = self.vgg.features(&x, self.loss.pooling, &self.layers);
+        let (content_f, style_f) = features.split_at(self.loss.content_layers.len());
+        let zero = || Tensor::zeros([], (Kind::Float, x.device()));
+        let mut content = zero();
+        for ((f, p), lw) in content_f.iter().zip(&target.features).zip(&self.loss.content_layers) {
+            content = content + loss::content(f, p) * lw.weight;
+        }
+        let style_e: Vec<Tensor> = style_f
+            .iter()
+            .zip(&target.grams)
+            .map(|(f, a)| loss::style_layer(f, a))
+            .collect();
+        let mut style = zero();
+        for (e, lw) in style_e.iter().zip(&self.loss.style_layers) {
+            style = style + e * lw.weight;
+        }
+        let tv = if target.tv_lambda > 0.0 {
+            loss::total_variation(&x)
+        } else {
+            zero()
+        };
+        let total = &content * target.alpha + style * self.loss.beta() + &tv * target.tv_lambda;
+        let gradient = Tensor::f_run_backward(&[&total], &[&x], false, false)?
+            .pop()
+            .expect("one gradient");
+        // One transfer from the device for every figure of this point.
+        let mut scalars = vec![total.detach(), content.detach(), tv.detach()];
+        scalars.extend(style_e.iter().map(|e| e.detach()));
+        scalars.push(gradient.sum(Kind::Float));
+        let values = Vec::<f64>::try_from(
+            Tensor::stack(&scalars, 0)
+                .to_kind(Kind::Double)
+                .to_device(Device::Cpu),
+        )?;
+        let style = self
+            .loss
+            .style_layers
+            .iter()
+            .zip(&values[3..])
+            .map(|(lw, v)| (lw.layer.name(), *v))
+            .collect();
+        Ok(Evaluation {
+            terms: LossTerms {
+                total: values[0],
+                content: values[1],
+                style,
+                tv: values[2],
+            },
+            gradient,
+            // A NaN or infinity anywhere makes the sum non-finite.
+            gradient_finite: values[values.len() - 1].is_finite(),
+        })
+    }
+
+    /// Optimises from `init` (network space, the content's size) towards `content`'s content and
+    /// the target style. `on_iteration` is called for the initial image (iteration 0) and after
+    /// every iteration; returning `ControlFlow::Break` stops early.
+    pub fn run(
+        &self,
+        content: &Tensor,
+        init: &Tensor,
+        mut on_iteration: impl FnMut(&Iteration<'_>) -> ControlFlow<()>,
+    ) -> Result<Outcome> {
+        if content.size() != init.size() {
+            return Err(Error::setting(
+                "--init",
+                format!("{:?}", init.size()),
+                format!("the initial image must have the content's size {:?}", content.size()),
+            ));
+        }
+        let target = self.content_target(content)?;
+        let device = self.vgg.device();
+        let evaluations = Cell::new(0usize);
+        let mut objective = |x: &Tensor| {
+            evaluations.set(evaluations.get() + 1);
+            self.evaluate(&target, x)
+        };
+        let init = init.detach().to_device(device).to_kind(Kind::Float).copy();
+        let first = objective(&init)?;
+        if !first.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "the initial image gives a loss of {} at {}x{}",
+                first.terms.total, target.size.1, target.size.0
+            )));
+        }
+        let initial = first.terms.clone();
+        let mut current = Point { x: init, eval: first };
+        let mut best = (current.x.shallow_clone(), initial.clone());
+        let mut history = vec![initial.total];
+        let mut recoveries = 0;
+        let mut recoveries_in_a_row = 0;
+        let mut calm_iterations = 0;
+        let mut stop = StopReason::Iterations;
+        let mut optimizer = self.optimizer.optimizer();
+        let mut iteration = 0;
+        let mut report = |iteration: usize, p: &Point, recoveries: usize| {
+            on_iteration(&Iteration {
+                iteration,
+                evaluations: evaluations.get(),
+                terms: &p.eval.terms,
+                recoveries,
+                x: &p.x,
+            })
+        };
+        if report(0, &current, 0).is_break() {
+            stop = StopReason::Callback;
+        }
+        while stop == StopReason::Iterations && iteration < self.optimizer.iterations {
+            let step = optimizer.step(&current, &mut objective)?;
+            iteration += 1;
+            match step {
+                Step::Moved(next) => {
+                    recoveries_in_a_row = 0;
+                    let (before, after) = (current.eval.terms.total, next.eval.terms.total);
+                    let change = (before - after).abs() / before.abs().max(f64::MIN_POSITIVE);
+                    current = next;
+                    if current.eval.terms.total < best.1.total {
+                        best = (current.x.shallow_clone(), current.eval.terms.clone());
+                    }
+                    if change < self.optimizer.tolerance {
+                        calm_iterations += 1;
+                    } else {
+                        calm_iterations = 0;
+                    }
+                }
+                Step::Recovered => {
+                    recoveries += 1;
+                    recoveries_in_a_row += 1;
+                }
+            }
+            history.push(current.eval.terms.total);
+            if report(iteration, &current, recoveries).is_break() {
+                stop = StopReason::Callback;
+            } else if recoveries_in_a_row >= MAX_RECOVERIES_IN_A_ROW {
+                stop = StopReason::NonFinite;
+            } else if calm_iterations >= self.optimizer.patience {
+                stop = StopReason::Tolerance;
+            }
+        }
+        Ok(Outcome {
+            image: best.0,
+            initial,
+            best: best.1,
+            iterations: iteration,
+            evaluations: evaluations.get(),
+            history,
+            recoveries,
+            stop,
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! The one error type of the library. Every variant carries the offending path or value, so that
+//! a message alone tells the user what to fix.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{action} '{path}': {source}")]
+    Io {
+        /// What was being done ("cannot read", "cannot write", ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// An input image is missing, unreadable, damaged or unusable.
+    #[error("image '{path}': {problem}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The network weights are missing or damaged.
+    #[error("weights '{path}': {problem}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A setting is out of range or inconsistent with another.
+    #[error("{name} = {value}: {problem}")]
+    Setting {
+        /// The setting, named as on the command line (`--style-weight`).
+        name: String,
+        /// The value given.
+        value: String,
+        /// Why it cannot be used.
+        problem: String,
+    },
+    /// An output cannot be written where asked.
+    #[error("output '{path}': {problem}")]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why it cannot be written.
+        problem: String,
+    },
+    /// The requested device is not available.
+    #[error("device '{device}': {problem}")]
+    Device {
+        /// The device as asked for.
+        device: String,
+        /// Why it cannot be used.
+        problem: String,
+    },
+    /// The optimisation produced no finite image (never written out).
+    #[error("the optimisation produced no finite image: {0}")]
+    NonFinite(String),
+    /// An error from libtorch.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A [`Error::Setting`] from its parts.
+    pub fn setting(name: &str, value: impl ToString, problem: impl Into<String>) -> Self {
+        Error::Setting {
+            name: name.to_string(),
+            value: value.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An [`Error::Image`] from its parts.
+    pub fn image(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::Image {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An [`Error::Output`] from its parts.
+    pub fn output(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::Output {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+}

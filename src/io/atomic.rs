@@ -1,0 +1,74 @@
+//! Outputs appear whole or not at all: each is written under a temporary name in the same
+//! directory and renamed into place once complete.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The temporary name `path` is written under: hidden, in the same directory (so that the
+/// rename is atomic), and unique to this process.
+pub fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+/// Writes `path` through `fill`, which gets the temporary file; on success the file is synced
+/// and renamed to `path`, on failure it is removed.
+pub fn write(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+    let tmp = temporary_path(path);
+    let result = File::create(&tmp)
+        .and_then(|mut f| {
+            fill(&mut f)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    result.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            action: "cannot write",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Checks, before any work is done, that `path` can be written: its directory exists and takes
+/// new files, and it does not exist yet unless `overwrite` is set.
+pub fn check_writable(path: &Path, overwrite: bool) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::output(path, "is a directory"));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::output(
+            path,
+            format!("the directory '{}' does not exist", dir.display()),
+        ));
+    }
+    if path.exists() && !overwrite {
+        return Err(Error::output(
+            path,
+            "already exists; pass --overwrite to replace it",
+        ));
+    }
+    let probe = temporary_path(path);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| {
+            Error::output(
+                path,
+                format!("cannot create files in '{}': {e}", dir.display()),
+            )
+        })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

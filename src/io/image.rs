@@ -1,0 +1,185 @@
+//! Reading and writing still pictures with the `image` crate, with checks that turn damaged or
+//! unusable files into errors that name the file and the problem.
+
+use std::io::{BufWriter, Cursor, Write};
+use std::path::Path;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{
+    DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits, Rgb32FImage,
+};
+
+use super::atomic;
+use crate::error::{Error, Result};
+
+/// The largest width or height accepted, in pixels (16K).
+pub const MAX_SIDE: u32 = 16384;
+
+/// The smallest width or height accepted, in pixels: VGG19 halves the image four times before
+/// conv5_1.
+pub const MIN_SIDE: u32 = 16;
+
+/// Formats read and written, named for messages.
+const SUPPORTED: &str = "PNG, JPEG, TIFF, BMP, GIF or WebP";
+
+/// Reads an image of any supported format and depth (8 or 16 bit, grey, RGB, CMYK JPEG, with or
+/// without alpha) as RGB with values in 0..1. EXIF orientation is applied, so that phone
+/// pictures come out upright; transparency is flattened onto white.
+pub fn load(path: &Path) -> Result<Rgb32FImage> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let problem = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            _ => format!("cannot read it: {e}"),
+        };
+        Error::image(path, problem)
+    })?;
+    decode(path, &bytes)
+}
+
+/// Decodes `bytes` read from `path` (the path is only for messages); see [`load`].
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
+    if bytes.is_empty() {
+        return Err(Error::image(path, "the file is empty"));
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        Error::image(
+            path,
+            format!("not an image in a supported format ({SUPPORTED})"),
+        )
+    })?;
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(Error::image(
+            path,
+            format!(
+                "truncated JPEG: the image data stops without an end-of-image marker after {} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::no_limits();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| Error::image(path, describe(format, &e)))?;
+    let (w, h) = decoder.dimensions();
+    check_size(path, w, h)?;
+    let orientation = decoder.orientation().ok();
+    let mut picture = DynamicImage::from_decoder(decoder)
+        .map_err(|e| Error::image(path, describe(format, &e)))?;
+    if let Some(o) = orientation {
+        picture.apply_orientation(o);
+    }
+    Ok(flatten(picture))
+}
+
+fn check_size(path: &Path, w: u32, h: u32) -> Result<()> {
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(Error::image(
+            path,
+            format!("{w}x{h} pixels is too large: at most {MAX_SIDE} pixels per side"),
+        ));
+    }
+    if w < MIN_SIDE || h < MIN_SIDE {
+        return Err(Error::image(
+            path,
+            format!("{w}x{h} pixels is too small: at least {MIN_SIDE} pixels per side"),
+        ));
+    }
+    Ok(())
+}
+
+fn describe(format: ImageFormat, e: &image::ImageError) -> String {
+    match e {
+        image::ImageError::Limits(_) => {
+            format!("too large: at most {MAX_SIDE} pixels per side ({e})")
+        }
+        _ => format!("damaged or unsupported {format:?} file: {e}"),
+    }
+}
+
+/// Whether a JPEG stream holds an end-of-image marker after its last start-of-scan: a cut file
+/// has none, and some decoders would otherwise fill the missing part silently. In entropy-coded
+/// data 0xFF is always followed by 0x00 or a restart marker, so 0xFFD9 can only be the marker.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(i) => bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
+}
+
+/// RGB 0..1; any alpha is composited onto white.
+fn flatten(picture: DynamicImage) -> Rgb32FImage {
+    if !picture.color().has_alpha() {
+        return picture.to_rgb32f();
+    }
+    let rgba = picture.to_rgba32f();
+    let mut out = Rgb32FImage::new(rgba.width(), rgba.height());
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let [r, g, b, a] = p.0;
+        o.0 = [r, g, b].map(|c| c * a + (1.0 - a));
+    }
+    out
+}
+
+/// The output format for `path`, from its extension; an error names the extensions accepted.
+pub fn output_format(path: &Path) -> Result<ImageFormat> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "png" => Ok(ImageFormat::Png),
+        "jpg" | "jpeg" => Ok(ImageFormat::Jpeg),
+        "tif" | "tiff" => Ok(ImageFormat::Tiff),
+        "bmp" => Ok(ImageFormat::Bmp),
+        "webp" => Ok(ImageFormat::WebP),
+        _ => Err(Error::output(
+            path,
+            "unknown image extension: use .png, .jpg, .tif, .bmp or .webp",
+        )),
+    }
+}
+
+/// 8-bit RGB from 0..1 values, rounded.
+pub fn to_rgb8(image: &Rgb32FImage) -> image::RgbImage {
+    let data = image
+        .as_raw()
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    image::RgbImage::from_raw(image.width(), image.height(), data).expect("same size")
+}
+
+/// Writes `image` (RGB 0..1) to `path` in the format of its extension (8 bits per channel; JPEG
+/// at quality 95), under a temporary name renamed into place when complete.
+pub fn save(image: &Rgb32FImage, path: &Path) -> Result<()> {
+    let format = output_format(path)?;
+    let rgb = to_rgb8(image);
+    atomic::write(path, |file| {
+        let mut out = BufWriter::new(file);
+        let (w, h) = rgb.dimensions();
+        let result = match format {
+            ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, 95).write_image(
+                rgb.as_raw(),
+                w,
+                h,
+                image::ExtendedColorType::Rgb8,
+            ),
+            _ => {
+                let mut buffer = Cursor::new(Vec::new());
+                let r = rgb.write_to(&mut buffer, format);
+                if r.is_ok() {
+                    out.write_all(buffer.get_ref())?;
+                }
+                r
+            }
+        };
+        result.map_err(|e| std::io::Error::other(e.to_string()))?;
+        out.flush()
+    })
+}

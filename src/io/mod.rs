@@ -1,0 +1,5 @@
+//! Pictures in and out: still images, the iteration GIF, and atomic writes.
+
+pub mod atomic;
+pub mod gif;
+pub mod image;

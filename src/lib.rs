@@ -1,0 +1,39 @@
+//! # stylize-video
+//!
+//! Neural style transfer by optimisation, as in Gatys, Ecker and Bethge, "A Neural Algorithm of
+//! Artistic Style" (2015): an image is optimised so that its VGG19 features match a content
+//! image's and its Gram matrices match a painting's.
+//!
+//! - [`engine`]: the network, the losses and the optimisers, on tensors (no files, no threads).
+//! - [`still`]: one image from files to files (the result, the iteration GIF, the report).
+//! - [`io`]: pictures in and out; [`report`]: the JSON report; [`progress`]: progress as a trait.
+//!
+//! ```no_run
+//! use std::ops::ControlFlow;
+//! use stylize_video::engine::{preprocess, stylizer::*, vgg::Vgg19};
+//! # fn main() -> stylize_video::Result<()> {
+//! let device = tch::Device::cuda_if_available();
+//! let vgg = Vgg19::load(&Vgg19::default_weights_path(), device)?;
+//! let content = stylize_video::io::image::load("photo.jpg".as_ref())?;
+//! let painting = stylize_video::io::image::load("painting.jpg".as_ref())?;
+//! let loss = LossSettings::default();
+//! // The painting's Gram matrices, computed once, reused for every image that follows.
+//! let style = StyleTarget::new(&vgg, &[(preprocess::to_network(&painting, device), 1.0)], &loss)?;
+//! let stylizer = Stylizer::new(&vgg, &style, loss, OptimizerSettings::default())?;
+//! let x0 = preprocess::to_network(&content, device);
+//! let outcome = stylizer.run(&x0, &x0, |_| ControlFlow::Continue(()))?;
+//! let picture = preprocess::from_network(&outcome.image)?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod io;
+pub mod progress;
+pub mod report;
+pub mod still;
+
+pub use error::{Error, Result};

@@ -1,0 +1,172 @@
+//! The JSON report (`--report`): every resolved setting and, per frame, the losses before and
+//! after, the loss history and the time taken. Version 1; later versions add fields, never
+//! rename them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::engine::stylizer::{LossSettings, LossTerms, OptimizerSettings, Outcome};
+use crate::error::Result;
+use crate::io::atomic;
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Format version: 1.
+    pub version: u32,
+    /// Every resolved setting.
+    pub settings: Map<String, Value>,
+    /// One entry per stylised image or frame.
+    pub frames: Vec<FrameReport>,
+}
+
+/// One image or frame.
+#[derive(Debug, Serialize)]
+pub struct FrameReport {
+    /// Position in the run, from 0.
+    pub index: usize,
+    /// Where the content came from.
+    pub input: String,
+    /// Where the result went.
+    pub output: String,
+    /// Iterations done.
+    pub iterations: usize,
+    /// Loss evaluations done.
+    pub evaluations: usize,
+    /// Wall time of the optimisation, in seconds.
+    pub seconds: f64,
+    /// Losses at the initial image.
+    pub initial: LossReport,
+    /// Losses at the output image.
+    #[serde(rename = "final")]
+    pub final_: LossReport,
+    /// Why the optimisation stopped.
+    pub stop: crate::engine::stylizer::StopReason,
+    /// Times a non-finite value was met and the optimiser stepped back.
+    pub recoveries: usize,
+    /// The total loss after every iteration (iteration 0 is the initial image).
+    pub history: Vec<HistoryPoint>,
+}
+
+/// The loss terms, unweighted as in the paper, and the weighted total.
+#[derive(Debug, Serialize)]
+pub struct LossReport {
+    /// α·content + β·Σ w_l E_l (+ λ·tv).
+    pub total: f64,
+    /// ½ Σ (F − P)² at the content layer(s).
+    pub content: f64,
+    /// E_l per style layer.
+    pub style: BTreeMap<String, f64>,
+    /// Total variation, when its weight is not zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tv: Option<f64>,
+}
+
+/// One point of the loss history.
+#[derive(Debug, Serialize)]
+pub struct HistoryPoint {
+    /// Iteration number.
+    pub iteration: usize,
+    /// Total loss.
+    pub total: f64,
+}
+
+impl LossReport {
+    /// The report form of `terms`; `with_tv` adds the total-variation term.
+    pub fn new(terms: &LossTerms, with_tv: bool) -> Self {
+        LossReport {
+            total: terms.total,
+            content: terms.content,
+            style: terms
+                .style
+                .iter()
+                .map(|(l, e)| (l.to_string(), *e))
+                .collect(),
+            tv: with_tv.then_some(terms.tv),
+        }
+    }
+}
+
+impl FrameReport {
+    /// The entry for one optimisation.
+    pub fn new(
+        index: usize,
+        input: &Path,
+        output: &Path,
+        outcome: &Outcome,
+        seconds: f64,
+        with_tv: bool,
+    ) -> Self {
+        FrameReport {
+            index,
+            input: input.display().to_string(),
+            output: output.display().to_string(),
+            iterations: outcome.iterations,
+            evaluations: outcome.evaluations,
+            seconds,
+            initial: LossReport::new(&outcome.initial, with_tv),
+            final_: LossReport::new(&outcome.best, with_tv),
+            stop: outcome.stop,
+            recoveries: outcome.recoveries,
+            history: outcome
+                .history
+                .iter()
+                .enumerate()
+                .map(|(iteration, total)| HistoryPoint {
+                    iteration,
+                    total: *total,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The loss and optimiser settings as report fields, resolved for a processing size of
+/// `height` x `width` (α, β and the λ of total variation included).
+pub fn engine_settings(
+    loss: &LossSettings,
+    optimizer: &OptimizerSettings,
+    height: i64,
+    width: i64,
+) -> Map<String, Value> {
+    let layers = |ls: &[crate::engine::stylizer::LayerWeight]| -> Value {
+        ls.iter()
+            .map(|l| json!({ "layer": l.layer.name(), "weight": l.weight }))
+            .collect()
+    };
+    let value = json!({
+        "alpha": loss.alpha(height, width),
+        "beta": loss.beta(),
+        "content_weight": loss.content_weight,
+        "style_weight": loss.style_weight,
+        "tv_weight": loss.tv_weight,
+        "tv_lambda": loss.tv_lambda(height, width),
+        "content_layers": layers(&loss.content_layers),
+        "style_layers": layers(&loss.style_layers),
+        "pooling": loss.pooling,
+        "gram_scale": loss.gram_scale,
+        "optimizer": optimizer.kind,
+        "iterations": optimizer.iterations,
+        "tolerance": optimizer.tolerance,
+        "patience": optimizer.patience,
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("an object literal"),
+    }
+}
+
+impl Report {
+    /// Writes the report as pretty JSON to `path`, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("a report serialises");
+        atomic::write(path, |f| {
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")
+        })
+    }
+}
