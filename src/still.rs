@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
 use crate::engine::preprocess::{self, from_network, resize, scaled_size, to_network};
-use crate::engine::stylizer::{
-    LossSettings, OptimizerSettings, Outcome, StyleTarget, Stylizer,
-};
+use crate::engine::stylizer::{LossSettings, OptimizerSettings, Outcome, StyleTarget, Stylizer};
 use crate::engine::vgg::Vgg19;
 use crate::error::{Error, Result};
 use crate::io::gif::GifRecorder;
@@ -136,7 +134,11 @@ impl StillSettings {
             ));
         }
         if self.styles.is_empty() {
-            return Err(Error::setting("--style", "(none)", "give at least one painting"));
+            return Err(Error::setting(
+                "--style",
+                "(none)",
+                "give at least one painting",
+            ));
         }
         self.loss.validate()?;
         self.optimizer.validate()?;
@@ -162,7 +164,8 @@ impl StillSettings {
             if outputs[..i].iter().any(|p| same_file(p, path)) {
                 return Err(Error::output(path, "named twice among the outputs"));
             }
-            if same_file(path, &self.content) || self.styles.iter().any(|s| same_file(path, &s.path))
+            if same_file(path, &self.content)
+                || self.styles.iter().any(|s| same_file(path, &s.path))
             {
                 return Err(Error::output(path, "is one of the inputs"));
             }
@@ -180,7 +183,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Stylises one image as `settings` say, reporting progress to `progress`.
-pub fn stylize_image(settings: &StillSettings, progress: &mut dyn Progress) -> Result<StillSummary> {
+pub fn stylize_image(
+    settings: &StillSettings,
+    progress: &mut dyn Progress,
+) -> Result<StillSummary> {
     settings.validate()?;
     let device = settings.device;
     let content_full = picture::load(&settings.content)?;
@@ -277,7 +283,10 @@ pub fn stylize_image(settings: &StillSettings, progress: &mut dyn Progress) -> R
 }
 
 fn check_processing_size(path: &Path, flag: &str, edge: u32, w: u32, h: u32) -> Result<()> {
-    if w < picture::MIN_SIDE || h < picture::MIN_SIDE || w > picture::MAX_SIDE || h > picture::MAX_SIDE
+    if w < picture::MIN_SIDE
+        || h < picture::MIN_SIDE
+        || w > picture::MAX_SIDE
+        || h > picture::MAX_SIDE
     {
         return Err(Error::setting(
             flag,
@@ -324,7 +333,12 @@ fn report(
     seconds: f64,
     device: Device,
 ) -> Report {
-    let mut s = engine_settings(&settings.loss, &settings.optimizer, i64::from(h), i64::from(w));
+    let mut s = engine_settings(
+        &settings.loss,
+        &settings.optimizer,
+        i64::from(h),
+        i64::from(w),
+    );
     let init = match &settings.init {
         Init::Content => Value::from("content"),
         Init::Noise => Value::from("noise"),

@@ -17,14 +17,18 @@ fn reference() -> PathBuf {
 
 fn assert_close(what: &str, got: f64, want: f64) {
     let rel = (got - want).abs() / want.abs();
-    assert!(rel < 1e-3, "{what}: got {got}, reference {want}, relative error {rel:.2e}");
+    assert!(
+        rel < 1e-3,
+        "{what}: got {got}, reference {want}, relative error {rel:.2e}"
+    );
 }
 
 #[test]
 fn losses_and_gradients_match_the_float64_reference() {
-    let oracle: Value =
-        serde_json::from_str(&std::fs::read_to_string(reference().join("gatys-losses.json")).unwrap())
-            .unwrap();
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(reference().join("gatys-losses.json")).unwrap(),
+    )
+    .unwrap();
     let device = Device::Cpu;
     let vgg = Vgg19::load(&Vgg19::default_weights_path(), device).unwrap();
     let content = load(&reference().join(oracle["content"].as_str().unwrap())).unwrap();
@@ -77,18 +81,39 @@ fn losses_and_gradients_match_the_float64_reference() {
             let want = case["style_E"][*layer].as_f64().unwrap();
             assert_close(&format!("{label}: E {layer}"), *value, want);
         }
-        assert_close(&format!("{label}: total"), e.terms.total, case["total"].as_f64().unwrap());
+        assert_close(
+            &format!("{label}: total"),
+            e.terms.total,
+            case["total"].as_f64().unwrap(),
+        );
         let g = e.gradient.to_kind(Kind::Double);
         let l2 = f64::try_from(g.norm()).unwrap();
         let l1 = f64::try_from(g.abs().sum(Kind::Double)).unwrap();
-        assert_close(&format!("{label}: |grad|_2"), l2, case["grad_l2"].as_f64().unwrap());
-        assert_close(&format!("{label}: |grad|_1"), l1, case["grad_abs_sum"].as_f64().unwrap());
+        assert_close(
+            &format!("{label}: |grad|_2"),
+            l2,
+            case["grad_l2"].as_f64().unwrap(),
+        );
+        assert_close(
+            &format!("{label}: |grad|_1"),
+            l1,
+            case["grad_abs_sum"].as_f64().unwrap(),
+        );
 
         for (layer, shape) in case["feature_shapes"].as_object().unwrap() {
             let l = Layer::named(layer).unwrap();
-            let want: Vec<i64> = shape.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+            let want: Vec<i64> = shape
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
             let (fh, fw) = l.feature_size(h, w);
-            assert_eq!(vec![l.channels(), fh, fw], want, "{label}: shape of {layer}");
+            assert_eq!(
+                vec![l.channels(), fh, fw],
+                want,
+                "{label}: shape of {layer}"
+            );
         }
     }
 }

@@ -69,18 +69,19 @@ impl Lbfgs {
         let Some((s_last, y_last, _)) = self.pairs.back() else {
             return -g;
         };
-        let mut q = g.shallow_clone();
+        // A copy: q is updated in place and g must stay as it is.
+        let mut q = g.copy();
         let mut alphas = Vec::with_capacity(self.pairs.len());
         for (s, y, rho) in self.pairs.iter().rev() {
             let a = rho * dot(s, &q);
-            q = q - y * &a;
+            q -= y * &a;
             alphas.push(a);
         }
         let gamma = dot(s_last, y_last) / dot(y_last, y_last);
         let mut r = q * gamma;
         for ((s, y, rho), a) in self.pairs.iter().zip(alphas.iter().rev()) {
             let b = rho * dot(y, &r);
-            r = r + s * (a - b);
+            r += s * (a - b);
         }
         -r
     }

@@ -244,7 +244,11 @@ fn positive(name: &str, value: f64) -> Result<()> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(Error::setting(name, value, "must be a finite number above 0"))
+        Err(Error::setting(
+            name,
+            value,
+            "must be a finite number above 0",
+        ))
     }
 }
 
@@ -262,19 +266,28 @@ impl StyleTarget {
     pub fn new(vgg: &Vgg19, styles: &[(Tensor, f64)], settings: &LossSettings) -> Result<Self> {
         let sum: f64 = styles.iter().map(|(_, b)| b).sum();
         if styles.is_empty() {
-            return Err(Error::setting("--style", "(none)", "at least one style image is needed"));
+            return Err(Error::setting(
+                "--style",
+                "(none)",
+                "at least one style image is needed",
+            ));
         }
         for (_, b) in styles {
             non_negative("--style-blend", *b)?;
         }
         if sum <= 0.0 {
-            return Err(Error::setting("--style-blend", sum, "the blend weights sum to zero"));
+            return Err(Error::setting(
+                "--style-blend",
+                sum,
+                "the blend weights sum to zero",
+            ));
         }
         let layers: Vec<Layer> = settings.style_layers.iter().map(|l| l.layer).collect();
         let grams = tch::no_grad(|| {
             let mut acc: Vec<Option<Tensor>> = layers.iter().map(|_| None).collect();
             for (image, b) in styles {
-                let features = vgg.features(&image.to_device(vgg.device()), settings.pooling, &layers);
+                let features =
+                    vgg.features(&image.to_device(vgg.device()), settings.pooling, &layers);
                 for (slot, f) in acc.iter_mut().zip(&features) {
                     let (_, _, h, w) = f.size4().expect("features are 4-d");
                     let per = match settings.gram_scale {
@@ -288,7 +301,9 @@ impl StyleTarget {
                     });
                 }
             }
-            acc.into_iter().map(|a| a.expect("one style at least")).collect::<Vec<_>>()
+            acc.into_iter()
+                .map(|a| a.expect("one style at least"))
+                .collect::<Vec<_>>()
         });
         Ok(StyleTarget {
             pooling: settings.pooling,
@@ -484,8 +499,11 @@ impl<'a> Stylizer<'a> {
         }
         let layers: Vec<Layer> = self.loss.content_layers.iter().map(|l| l.layer).collect();
         let features = tch::no_grad(|| {
-            self.vgg
-                .features(&content.to_device(self.vgg.device()), self.loss.pooling, &layers)
+            self.vgg.features(
+                &content.to_device(self.vgg.device()),
+                self.loss.pooling,
+                &layers,
+            )
         });
         Ok(ContentTarget {
             features,
@@ -502,19 +520,30 @@ impl<'a> Stylizer<'a> {
         let features = self.vgg.features(&x, self.loss.pooling, &self.layers);
         let (content_f, style_f) = features.split_at(self.loss.content_layers.len());
         let zero = || Tensor::zeros([], (Kind::Float, x.device()));
-        let mut content = zero();
-        for ((f, p), lw) in content_f.iter().zip(&target.features).zip(&self.loss.content_layers) {
-            content = content + loss::content(f, p) * lw.weight;
-        }
+        let weighted_sum = |terms: Vec<Tensor>| match terms.len() {
+            0 => zero(),
+            _ => Tensor::stack(&terms, 0).sum(Kind::Float),
+        };
+        let content = weighted_sum(
+            content_f
+                .iter()
+                .zip(&target.features)
+                .zip(&self.loss.content_layers)
+                .map(|((f, p), lw)| loss::content(f, p) * lw.weight)
+                .collect(),
+        );
         let style_e: Vec<Tensor> = style_f
             .iter()
             .zip(&target.grams)
             .map(|(f, a)| loss::style_layer(f, a))
             .collect();
-        let mut style = zero();
-        for (e, lw) in style_e.iter().zip(&self.loss.style_layers) {
-            style = style + e * lw.weight;
-        }
+        let style = weighted_sum(
+            style_e
+                .iter()
+                .zip(&self.loss.style_layers)
+                .map(|(e, lw)| e * lw.weight)
+                .collect(),
+        );
         let tv = if target.tv_lambda > 0.0 {
             loss::total_variation(&x)
         } else {
@@ -566,7 +595,10 @@ impl<'a> Stylizer<'a> {
             return Err(Error::setting(
                 "--init",
                 format!("{:?}", init.size()),
-                format!("the initial image must have the content's size {:?}", content.size()),
+                format!(
+                    "the initial image must have the content's size {:?}",
+                    content.size()
+                ),
             ));
         }
         let target = self.content_target(content)?;
@@ -585,7 +617,10 @@ impl<'a> Stylizer<'a> {
             )));
         }
         let initial = first.terms.clone();
-        let mut current = Point { x: init, eval: first };
+        let mut current = Point {
+            x: init,
+            eval: first,
+        };
         let mut best = (current.x.shallow_clone(), initial.clone());
         let mut history = vec![initial.total];
         let mut recoveries = 0;

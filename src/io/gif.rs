@@ -97,9 +97,7 @@ impl GifRecorder {
                     n if n + 1 == count => HOLD_LAST,
                     _ => FRAME_DELAY,
                 };
-                encoder
-                    .write_frame(&frame)
-                    .map_err(std::io::Error::other)?;
+                encoder.write_frame(&frame).map_err(std::io::Error::other)?;
             }
             encoder.into_inner().map_err(std::io::Error::other)?.flush()
         })?;

@@ -179,7 +179,11 @@ pub enum OptimizerArg {
 fn layer(flag: &str, name: &str) -> Result<Layer> {
     Layer::named(name.trim()).ok_or_else(|| {
         let names: Vec<&str> = Layer::all_names().collect();
-        Error::setting(flag, name, format!("not a VGG19 layer; use one of {}", names.join(", ")))
+        Error::setting(
+            flag,
+            name,
+            format!("not a VGG19 layer; use one of {}", names.join(", ")),
+        )
     })
 }
 
