@@ -20,7 +20,7 @@ use crate::report::{engine_settings, FrameReport, Report};
 
 /// Standard deviation of the noise initialisation, in pixel units (0..255 scale), around the
 /// mean colour.
-pub const NOISE_STD: f64 = 64.0;
+pub const NOISE_STD: f64 = 1.0;
 
 /// Largest `--style-scale`.
 pub const MAX_STYLE_SCALE: f64 = 8.0;

@@ -1,7 +1,8 @@
 //! Optimisers over the image: L-BFGS (limited-memory BFGS with an optional safeguarded
-//! backtracking line search) and Adam. Both refuse non-finite points: a step that meets a NaN or
-//! an infinity is undone, the optimiser's memory is cleared and its step shrunk, and the caller is
-//! told so that it can report the recovery.
+//! backtracking line search) and Adam. Both refuse non-finite and diverging points: a step that
+//! meets a NaN or an infinity, or multiplies the loss by more than [`DIVERGENCE_FACTOR`], is
+//! undone, the optimiser's memory is cleared and its step shrunk, and the caller is told so that
+//! it can report the recovery.
 
 use std::collections::VecDeque;
 
@@ -31,6 +32,15 @@ pub(crate) type Objective<'a> = dyn FnMut(&Tensor) -> Result<Evaluation> + 'a;
 pub(crate) trait Optimizer {
     /// One iteration from `at`, evaluating the objective as often as the algorithm needs.
     fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Step>;
+}
+
+/// A step that multiplies the loss by more than this has diverged (L-BFGS without a line search
+/// raises the loss now and then, but never by this much on a sane step).
+pub(crate) const DIVERGENCE_FACTOR: f64 = 100.0;
+
+/// Whether a step from `at` to the point evaluated as `eval` can be taken.
+fn acceptable(at: &Point, eval: &Evaluation) -> bool {
+    eval.is_finite() && eval.terms.total <= at.eval.terms.total.abs() * DIVERGENCE_FACTOR
 }
 
 fn dot(a: &Tensor, b: &Tensor) -> Tensor {
@@ -132,7 +142,7 @@ impl Optimizer for Lbfgs {
         } else {
             let x = &at.x + &d * t;
             let eval = objective(&x)?;
-            if eval.is_finite() {
+            if acceptable(at, &eval) {
                 candidate = Some(Point { x, eval });
             }
         }
@@ -187,7 +197,7 @@ impl Optimizer for Adam {
         let v_hat = &v / (1.0 - self.beta2.powi(t));
         let x = &at.x - m_hat / (v_hat.sqrt() + self.epsilon) * self.learning_rate;
         let eval = objective(&x)?;
-        if eval.is_finite() {
+        if acceptable(at, &eval) {
             self.t = t;
             self.moments = Some((m, v));
             Ok(Step::Moved(Point { x, eval }))

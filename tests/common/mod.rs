@@ -1,0 +1,43 @@
+//! Helpers shared by the integration tests: the bundled samples, at small sizes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use image::Rgb32FImage;
+use stylize_video::engine::preprocess::{resize, scaled_size, to_network};
+use stylize_video::engine::vgg::Vgg19;
+use stylize_video::io::image::load;
+use tch::{Device, Tensor};
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A Big Buck Bunny frame (1280x720).
+pub fn frame() -> PathBuf {
+    root().join("samples/frames/bigbuckbunny-060.jpg")
+}
+
+pub fn van_gogh() -> PathBuf {
+    root().join("samples/styles/van-gogh-village-street-auvers.jpg")
+}
+
+pub fn hokusai() -> PathBuf {
+    root().join("samples/styles/hokusai-great-wave.jpg")
+}
+
+pub fn vgg() -> Vgg19 {
+    Vgg19::load(&Vgg19::default_weights_path(), Device::Cpu).expect("the shipped weights load")
+}
+
+/// `path` scaled to a long edge of `edge` pixels.
+pub fn picture(path: &Path, edge: u32) -> Rgb32FImage {
+    let image = load(path).unwrap();
+    let (w, h) = scaled_size(image.width(), image.height(), edge);
+    resize(&image, w, h)
+}
+
+/// `path` scaled to a long edge of `edge` pixels, in network space on the CPU.
+pub fn tensor(path: &Path, edge: u32) -> Tensor {
+    to_network(&picture(path, edge), Device::Cpu)
+}

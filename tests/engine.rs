@@ -1,0 +1,412 @@
+//! The engine through its library API, on the bundled samples at small sizes.
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use common::*;
+use stylize_video::engine::preprocess::{self, from_network, to_network};
+use stylize_video::engine::stylizer::*;
+use stylize_video::engine::vgg::{Layer, Pooling, Vgg19};
+use stylize_video::Error;
+use tch::{Device, Kind, Tensor};
+
+fn lbfgs(iterations: usize) -> OptimizerSettings {
+    OptimizerSettings {
+        iterations,
+        ..OptimizerSettings::default()
+    }
+}
+
+fn run(stylizer: &Stylizer, content: &Tensor, init: &Tensor) -> Outcome {
+    stylizer
+        .run(content, init, |_| ControlFlow::Continue(()))
+        .unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    f64::try_from((a - b).abs().max()).unwrap()
+}
+
+#[test]
+fn lbfgs_and_adam_lower_the_loss_and_stylise_the_content() {
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let content = tensor(&frame(), 64);
+    for (optimizer, at_least) in [
+        (lbfgs(60), 10.0),
+        (
+            OptimizerSettings {
+                kind: OptimizerKind::Adam {
+                    learning_rate: 10.0,
+                },
+                iterations: 60,
+                ..OptimizerSettings::default()
+            },
+            3.0,
+        ),
+    ] {
+        let stylizer = Stylizer::new(&vgg, &style, loss.clone(), optimizer.clone()).unwrap();
+        let mut seen = Vec::new();
+        let outcome = stylizer
+            .run(&content, &content, |it| {
+                seen.push((it.iteration, it.terms.total));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let fall = outcome.initial.total / outcome.best.total;
+        assert!(
+            fall > at_least,
+            "{:?}: loss {} -> {} only",
+            optimizer.kind,
+            outcome.initial.total,
+            outcome.best.total
+        );
+        assert_eq!(outcome.iterations, 60);
+        assert_eq!(outcome.history.len(), 61);
+        assert_eq!(outcome.stop, StopReason::Iterations);
+        assert_eq!(outcome.recoveries, 0);
+        // The callback saw iteration 0 (the start) and every iteration after it.
+        assert_eq!(seen.len(), 61);
+        assert!(seen.iter().enumerate().all(|(i, (n, _))| *n == i));
+        assert_eq!(seen[0].1, outcome.initial.total);
+        // The output is the best point met, and starting from the content it moved away from it.
+        let best = outcome.history.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert_eq!(outcome.best.total, best);
+        assert!(outcome.best.content > 0.0);
+        assert!(max_abs_diff(&outcome.image, &content) > 30.0);
+    }
+}
+
+#[test]
+fn zero_iterations_return_the_initial_image_and_its_losses() {
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let stylizer = Stylizer::new(&vgg, &style, loss, lbfgs(0)).unwrap();
+    let content = tensor(&frame(), 64);
+    let outcome = run(&stylizer, &content, &content);
+    assert_eq!(outcome.iterations, 0);
+    assert_eq!(outcome.evaluations, 1);
+    assert_eq!(outcome.history.len(), 1);
+    assert_eq!(outcome.initial, outcome.best);
+    assert_eq!(outcome.initial.content, 0.0);
+    assert!(outcome.initial.style.iter().all(|(_, e)| *e > 0.0));
+    assert_eq!(max_abs_diff(&outcome.image, &content), 0.0);
+}
+
+#[test]
+fn non_finite_and_diverging_steps_are_undone_and_never_reach_the_output() {
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let content = tensor(&frame(), 64);
+
+    // Adam with an absurd step overflows at once, every time: the start is kept.
+    let adam = OptimizerSettings {
+        kind: OptimizerKind::Adam {
+            learning_rate: 1e30,
+        },
+        iterations: 40,
+        ..OptimizerSettings::default()
+    };
+    let stylizer = Stylizer::new(&vgg, &style, loss.clone(), adam).unwrap();
+    let outcome = run(&stylizer, &content, &content);
+    assert_eq!(outcome.stop, StopReason::NonFinite);
+    assert!(outcome.recoveries >= 10);
+    assert!(outcome.history.iter().all(|v| v.is_finite()));
+    assert_eq!(max_abs_diff(&outcome.image, &content), 0.0);
+    from_network(&outcome.image).expect("a finite image");
+
+    // L-BFGS with a huge step diverges along its quasi-Newton directions; each time it steps
+    // back, forgets its history, shrinks its step and goes on from the last good point.
+    let wild = OptimizerSettings {
+        kind: OptimizerKind::Lbfgs {
+            history: 10,
+            learning_rate: 1e5,
+            line_search: false,
+        },
+        iterations: 30,
+        ..OptimizerSettings::default()
+    };
+    let stylizer = Stylizer::new(&vgg, &style, loss, wild).unwrap();
+    let outcome = run(&stylizer, &content, &content);
+    assert!(outcome.recoveries > 0, "no overflow was provoked");
+    assert!(outcome.best.total < outcome.initial.total);
+    assert!(outcome.history.iter().all(|v| v.is_finite()));
+    let finite = bool::try_from(outcome.image.isfinite().all()).unwrap();
+    assert!(finite);
+}
+
+#[test]
+fn a_non_finite_image_is_refused_not_written() {
+    let bad = Tensor::full([1, 3, 16, 16], f64::NAN, (Kind::Float, Device::Cpu));
+    assert!(matches!(from_network(&bad), Err(Error::NonFinite(_))));
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let stylizer = Stylizer::new(&vgg, &style, loss, lbfgs(5)).unwrap();
+    let content = tensor(&frame(), 64);
+    let nan_start = content.full_like(f64::INFINITY);
+    let result = stylizer.run(&content, &nan_start, |_| ControlFlow::Continue(()));
+    assert!(matches!(result, Err(Error::NonFinite(_))));
+}
+
+#[test]
+fn the_line_search_keeps_every_accepted_step_downhill() {
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let optimizer = OptimizerSettings {
+        kind: OptimizerKind::Lbfgs {
+            history: 20,
+            learning_rate: 1.0,
+            line_search: true,
+        },
+        iterations: 25,
+        ..OptimizerSettings::default()
+    };
+    let stylizer = Stylizer::new(&vgg, &style, loss, optimizer).unwrap();
+    let content = tensor(&frame(), 64);
+    let outcome = run(&stylizer, &content, &content);
+    assert!(outcome.history.windows(2).all(|w| w[1] <= w[0]));
+    assert!(outcome.initial.total / outcome.best.total > 5.0);
+    assert!(outcome.evaluations > outcome.iterations);
+}
+
+#[test]
+fn the_tolerance_stops_early_and_the_callback_can_stop() {
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let content = tensor(&frame(), 64);
+    let patient = OptimizerSettings {
+        tolerance: 0.9,
+        patience: 3,
+        ..lbfgs(100)
+    };
+    let stylizer = Stylizer::new(&vgg, &style, loss.clone(), patient).unwrap();
+    let outcome = run(&stylizer, &content, &content);
+    assert_eq!(outcome.stop, StopReason::Tolerance);
+    assert!(outcome.iterations >= 3 && outcome.iterations < 100);
+
+    let stylizer = Stylizer::new(&vgg, &style, loss, lbfgs(100)).unwrap();
+    let outcome = stylizer
+        .run(&content, &content, |it| {
+            if it.iteration == 7 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(outcome.stop, StopReason::Callback);
+    assert_eq!(outcome.iterations, 7);
+}
+
+#[test]
+fn the_style_target_is_made_once_and_serves_every_content() {
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let painting = tensor(&van_gogh(), 96);
+    let shared = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+    let stylizer = Stylizer::new(&vgg, &shared, loss.clone(), lbfgs(3)).unwrap();
+    // Two contents of different sizes against the one target, and against a fresh target each.
+    for (path, edge) in [(frame(), 64), (hokusai(), 80)] {
+        let content = tensor(&path, edge);
+        let reused = run(&stylizer, &content, &content);
+        let fresh_target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+        let fresh = Stylizer::new(&vgg, &fresh_target, loss.clone(), lbfgs(3)).unwrap();
+        let again = run(&fresh, &content, &content);
+        assert_eq!(reused.history, again.history);
+    }
+}
+
+#[test]
+fn blends_of_paintings_weigh_their_gram_matrices() {
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let a = tensor(&van_gogh(), 64);
+    let b = tensor(&hokusai(), 64);
+    let content = tensor(&frame(), 64);
+    let evaluate = |styles: &[(Tensor, f64)]| {
+        let target = StyleTarget::new(&vgg, styles, &loss).unwrap();
+        let stylizer = Stylizer::new(&vgg, &target, loss.clone(), lbfgs(1)).unwrap();
+        let t = stylizer.content_target(&content).unwrap();
+        stylizer.evaluate(&t, &content).unwrap().terms.total
+    };
+    let only_a = evaluate(&[(a.shallow_clone(), 1.0)]);
+    let only_b = evaluate(&[(b.shallow_clone(), 1.0)]);
+    let a_with_zero_b = evaluate(&[(a.shallow_clone(), 2.0), (b.shallow_clone(), 0.0)]);
+    let half_half = evaluate(&[(a.shallow_clone(), 1.0), (b.shallow_clone(), 1.0)]);
+    assert!((a_with_zero_b / only_a - 1.0).abs() < 1e-5);
+    assert!((only_a / only_b - 1.0).abs() > 0.05, "the two paintings differ");
+    // The blended target lies between the two: the loss is not either one's.
+    assert!((half_half / only_a - 1.0).abs() > 1e-3);
+    assert!((half_half / only_b - 1.0).abs() > 1e-3);
+    assert!(StyleTarget::new(&vgg, &[(a.shallow_clone(), 0.0)], &loss).is_err());
+    assert!(StyleTarget::new(&vgg, &[(a.shallow_clone(), -1.0)], &loss).is_err());
+}
+
+#[test]
+fn layers_pooling_and_gram_scaling_are_configurable() {
+    let vgg = vgg();
+    let content = tensor(&frame(), 64);
+    let painting = tensor(&van_gogh(), 64);
+    let layer = |n| Layer::named(n).unwrap();
+    let custom = LossSettings {
+        content_layers: vec![LayerWeight {
+            layer: layer("conv2_2"),
+            weight: 1.0,
+        }],
+        style_layers: vec![
+            LayerWeight {
+                layer: layer("conv1_2"),
+                weight: 0.7,
+            },
+            LayerWeight {
+                layer: layer("conv3_3"),
+                weight: 0.3,
+            },
+        ],
+        pooling: Pooling::Max,
+        ..LossSettings::default()
+    };
+    let target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &custom).unwrap();
+    let stylizer = Stylizer::new(&vgg, &target, custom.clone(), lbfgs(1)).unwrap();
+    let gray = content.zeros_like();
+    let t = stylizer.content_target(&content).unwrap();
+    let e = stylizer.evaluate(&t, &gray).unwrap();
+    let names: Vec<&str> = e.terms.style.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["conv1_2", "conv3_3"]);
+    let (_, _, h, w) = content.size4().unwrap();
+    let expected = custom.alpha(h, w) * e.terms.content
+        + custom.style_weight * (0.7 * e.terms.style[0].1 + 0.3 * e.terms.style[1].1);
+    assert!((e.terms.total / expected - 1.0).abs() < 1e-5);
+
+    // A target made for other layers or pooling is refused.
+    let default_target =
+        StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &LossSettings::default()).unwrap();
+    assert!(Stylizer::new(&vgg, &default_target, custom, lbfgs(1)).is_err());
+
+    // Gram scaling: identical when the painting has the content's area, different otherwise.
+    let same_area = painting.narrow(2, 0, 16).narrow(3, 0, 16);
+    let small_content = content.narrow(2, 0, 16).narrow(3, 0, 16);
+    let wide = tensor(&van_gogh(), 48);
+    let total = |painting: &Tensor, scale: GramScale| {
+        let loss = LossSettings {
+            gram_scale: scale,
+            ..LossSettings::default()
+        };
+        let target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+        let stylizer = Stylizer::new(&vgg, &target, loss, lbfgs(1)).unwrap();
+        let t = stylizer.content_target(&small_content).unwrap();
+        stylizer.evaluate(&t, &small_content).unwrap().terms.total
+    };
+    let (p, q) = (
+        total(&same_area, GramScale::Paper),
+        total(&same_area, GramScale::PerPosition),
+    );
+    assert!((p / q - 1.0).abs() < 1e-5, "{p} vs {q}");
+    let (p, q) = (
+        total(&wide, GramScale::Paper),
+        total(&wide, GramScale::PerPosition),
+    );
+    assert!((p / q - 1.0).abs() > 0.01, "{p} vs {q}");
+}
+
+#[test]
+fn the_weights_normalisation_makes_the_loss_balance_independent_of_size() {
+    // E_l does not grow with the image; α·L_content does not either once α is normalised. At the
+    // mean-colour start, the balance of the two terms stays within a factor 2 from 64 to 256 px.
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let ratio = |edge: u32| {
+        let painting = tensor(&van_gogh(), edge);
+        let content = tensor(&frame(), edge);
+        let target = StyleTarget::new(&vgg, &[(painting, 1.0)], &loss).unwrap();
+        let stylizer = Stylizer::new(&vgg, &target, loss.clone(), lbfgs(1)).unwrap();
+        let t = stylizer.content_target(&content).unwrap();
+        let e = stylizer.evaluate(&t, &content.zeros_like()).unwrap().terms;
+        let (_, _, h, w) = content.size4().unwrap();
+        let style: f64 = e.style.iter().map(|(_, v)| 0.2 * v).sum();
+        loss.alpha(h, w) * e.content / (loss.beta() * style)
+    };
+    let (small, large) = (ratio(64), ratio(256));
+    assert!(
+        (small / large).max(large / small) < 2.0,
+        "content/style balance {small} at 64 px, {large} at 256 px"
+    );
+}
+
+#[test]
+fn weights_are_checked_when_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.safetensors");
+    let err = Vgg19::load(&missing, Device::Cpu).err().expect("missing file");
+    assert!(err.to_string().contains("none.safetensors"), "{err}");
+    let mut bytes = std::fs::read(Vgg19::default_weights_path()).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    let damaged = dir.path().join("damaged.safetensors");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let err = Vgg19::load(&damaged, Device::Cpu).err().expect("damaged file");
+    assert!(err.to_string().contains("sha256"), "{err}");
+}
+
+#[test]
+fn preserving_colours_keeps_the_contents_chroma_and_the_stylised_luminance() {
+    let content = picture(&frame(), 64);
+    let stylised = picture(&van_gogh(), 64);
+    let stylised = image::imageops::crop_imm(&stylised, 0, 0, content.width(), content.height())
+        .to_image();
+    let out = preprocess::preserve_colors(&stylised, &content);
+    // Each pixel: the stylised luminance with the content's chrominance, exactly, unless that
+    // colour lies outside RGB and had to be clipped (few pixels).
+    let mut clipped = 0;
+    for ((o, s), c) in out.pixels().zip(stylised.pixels()).zip(content.pixels()) {
+        let [y, _, _] = preprocess::rgb_to_yiq(s.0);
+        let [_, i, q] = preprocess::rgb_to_yiq(c.0);
+        let want = preprocess::yiq_to_rgb([y, i, q]);
+        if want.iter().any(|v| !(0.0..=1.0).contains(v)) {
+            clipped += 1;
+            continue;
+        }
+        for (got, want) in o.0.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{:?} vs {want:?}", o.0);
+        }
+        // And the chrominance survives the round trip.
+        let [_, oi, oq] = preprocess::rgb_to_yiq(o.0);
+        assert!((oi - i).abs() < 1e-3 && (oq - q).abs() < 1e-3);
+    }
+    assert!(clipped * 4 < out.pixels().count(), "{clipped} clipped");
+    // And the result is neither input.
+    let differs = |a: &image::Rgb32FImage, b: &image::Rgb32FImage| {
+        a.pixels()
+            .zip(b.pixels())
+            .map(|(p, q)| (p.0[0] - q.0[0]).abs())
+            .sum::<f32>()
+            / a.pixels().count() as f32
+    };
+    assert!(differs(&out, &content) > 0.02 && differs(&out, &stylised) > 0.02);
+}
+
+#[test]
+fn network_space_round_trips_an_image() {
+    let image = picture(&frame(), 64);
+    let x = to_network(&image, Device::Cpu);
+    assert_eq!(x.size(), [1, 3, 36, 64]);
+    // Pixel (0,0): BGR minus the Caffe mean.
+    let p = image.get_pixel(0, 0).0;
+    let b = f64::try_from(x.get(0).get(0).get(0).get(0)).unwrap();
+    assert!((b - (f64::from(p[2]) * 255.0 - 103.939)).abs() < 1e-3);
+    let back = from_network(&x).unwrap();
+    let worst = image
+        .as_raw()
+        .iter()
+        .zip(back.as_raw())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5);
+}
