@@ -200,7 +200,7 @@ pub fn stylize_image(
     for style in &settings.styles {
         let painting = picture::load(&style.path)?;
         let (sw, sh) = scaled_size(painting.width(), painting.height(), style_edge);
-        check_processing_size(&style.path, "--style-scale", style_edge, sw, sh)?;
+        check_processing_size(&style.path, "--style-scale", settings.style_scale, sw, sh)?;
         styles.push((to_network(&resize(&painting, sw, sh), device), style.blend));
     }
     let init_image = match &settings.init {
@@ -282,7 +282,13 @@ pub fn stylize_image(
     })
 }
 
-fn check_processing_size(path: &Path, flag: &str, edge: u32, w: u32, h: u32) -> Result<()> {
+fn check_processing_size(
+    path: &Path,
+    flag: &str,
+    value: impl ToString,
+    w: u32,
+    h: u32,
+) -> Result<()> {
     if w < picture::MIN_SIDE
         || h < picture::MIN_SIDE
         || w > picture::MAX_SIDE
@@ -290,7 +296,7 @@ fn check_processing_size(path: &Path, flag: &str, edge: u32, w: u32, h: u32) -> 
     {
         return Err(Error::setting(
             flag,
-            edge,
+            value.to_string(),
             format!(
                 "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels",
                 path.display(),

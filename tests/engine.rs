@@ -72,7 +72,11 @@ fn lbfgs_and_adam_lower_the_loss_and_stylise_the_content() {
         assert!(seen.iter().enumerate().all(|(i, (n, _))| *n == i));
         assert_eq!(seen[0].1, outcome.initial.total);
         // The output is the best point met, and starting from the content it moved away from it.
-        let best = outcome.history.iter().cloned().fold(f64::INFINITY, f64::min);
+        let best = outcome
+            .history
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min);
         assert_eq!(outcome.best.total, best);
         assert!(outcome.best.content > 0.0);
         assert!(max_abs_diff(&outcome.image, &content) > 30.0);
@@ -216,7 +220,8 @@ fn the_style_target_is_made_once_and_serves_every_content() {
     for (path, edge) in [(frame(), 64), (hokusai(), 80)] {
         let content = tensor(&path, edge);
         let reused = run(&stylizer, &content, &content);
-        let fresh_target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+        let fresh_target =
+            StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
         let fresh = Stylizer::new(&vgg, &fresh_target, loss.clone(), lbfgs(3)).unwrap();
         let again = run(&fresh, &content, &content);
         assert_eq!(reused.history, again.history);
@@ -241,7 +246,10 @@ fn blends_of_paintings_weigh_their_gram_matrices() {
     let a_with_zero_b = evaluate(&[(a.shallow_clone(), 2.0), (b.shallow_clone(), 0.0)]);
     let half_half = evaluate(&[(a.shallow_clone(), 1.0), (b.shallow_clone(), 1.0)]);
     assert!((a_with_zero_b / only_a - 1.0).abs() < 1e-5);
-    assert!((only_a / only_b - 1.0).abs() > 0.05, "the two paintings differ");
+    assert!(
+        (only_a / only_b - 1.0).abs() > 0.05,
+        "the two paintings differ"
+    );
     // The blended target lies between the two: the loss is not either one's.
     assert!((half_half / only_a - 1.0).abs() > 1e-3);
     assert!((half_half / only_b - 1.0).abs() > 1e-3);
@@ -286,8 +294,12 @@ fn layers_pooling_and_gram_scaling_are_configurable() {
     assert!((e.terms.total / expected - 1.0).abs() < 1e-5);
 
     // A target made for other layers or pooling is refused.
-    let default_target =
-        StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &LossSettings::default()).unwrap();
+    let default_target = StyleTarget::new(
+        &vgg,
+        &[(painting.shallow_clone(), 1.0)],
+        &LossSettings::default(),
+    )
+    .unwrap();
     assert!(Stylizer::new(&vgg, &default_target, custom, lbfgs(1)).is_err());
 
     // Gram scaling: identical when the painting has the content's area, different otherwise.
@@ -344,14 +356,18 @@ fn the_weights_normalisation_makes_the_loss_balance_independent_of_size() {
 fn weights_are_checked_when_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.safetensors");
-    let err = Vgg19::load(&missing, Device::Cpu).err().expect("missing file");
+    let err = Vgg19::load(&missing, Device::Cpu)
+        .err()
+        .expect("missing file");
     assert!(err.to_string().contains("none.safetensors"), "{err}");
     let mut bytes = std::fs::read(Vgg19::default_weights_path()).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
     let damaged = dir.path().join("damaged.safetensors");
     std::fs::write(&damaged, &bytes).unwrap();
-    let err = Vgg19::load(&damaged, Device::Cpu).err().expect("damaged file");
+    let err = Vgg19::load(&damaged, Device::Cpu)
+        .err()
+        .expect("damaged file");
     assert!(err.to_string().contains("sha256"), "{err}");
 }
 
@@ -359,8 +375,8 @@ fn weights_are_checked_when_loaded() {
 fn preserving_colours_keeps_the_contents_chroma_and_the_stylised_luminance() {
     let content = picture(&frame(), 64);
     let stylised = picture(&van_gogh(), 64);
-    let stylised = image::imageops::crop_imm(&stylised, 0, 0, content.width(), content.height())
-        .to_image();
+    let stylised =
+        image::imageops::crop_imm(&stylised, 0, 0, content.width(), content.height()).to_image();
     let out = preprocess::preserve_colors(&stylised, &content);
     // Each pixel: the stylised luminance with the content's chrominance, exactly, unless that
     // colour lies outside RGB and had to be clipped (few pixels).

@@ -22,7 +22,7 @@ const FRAME_DELAY: u16 = 8;
 const HOLD_FIRST: u16 = 60;
 const HOLD_LAST: u16 = 300;
 /// NeuQuant's speed (1 best .. 30 fastest).
-const QUANTISER_SPEED: i32 = 10;
+const QUANTISER_SPEED: i32 = 1;
 
 /// Collects the frames of an iteration GIF.
 pub struct GifRecorder {

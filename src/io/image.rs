@@ -19,6 +19,9 @@ pub const MAX_SIDE: u32 = 16384;
 /// conv5_1.
 pub const MIN_SIDE: u32 = 16;
 
+/// The most memory a decoder may take: a 16K x 16K 16-bit RGBA image.
+const MAX_DECODE_BYTES: u64 = MAX_SIDE as u64 * MAX_SIDE as u64 * 8;
+
 /// Formats read and written, named for messages.
 const SUPPORTED: &str = "PNG, JPEG, TIFF, BMP, GIF or WebP";
 
@@ -57,9 +60,10 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
         ));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    // The size is checked from the header below, with a message that gives it; this only
+    // bounds what a decoder may allocate.
     let mut limits = Limits::no_limits();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader
         .into_decoder()
@@ -93,9 +97,7 @@ fn check_size(path: &Path, w: u32, h: u32) -> Result<()> {
 
 fn describe(format: ImageFormat, e: &image::ImageError) -> String {
     match e {
-        image::ImageError::Limits(_) => {
-            format!("too large: at most {MAX_SIDE} pixels per side ({e})")
-        }
+        image::ImageError::Limits(_) => format!("too large to decode ({e})"),
         _ => format!("damaged or unsupported {format:?} file: {e}"),
     }
 }

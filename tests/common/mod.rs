@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the bundled samples, at small sizes.
 #![allow(dead_code)]
 
+pub mod files;
+
 use std::path::{Path, PathBuf};
 
 use image::Rgb32FImage;

@@ -16,7 +16,7 @@ use stylize_video::still::{GifSettings, Init, StillSettings, StyleImage};
 ///
 /// Example: stylize-video photo.jpg --style painting.jpg -o out.png --gif out.gif
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_override_self = true)]
 pub struct Args {
     /// The content image (PNG, JPEG, TIFF, BMP, GIF or WebP; 8 or 16 bit).
     pub input: PathBuf,

@@ -1,0 +1,563 @@
+//! The real binary on real samples: results, GIFs, reports, and clean failures.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use common::files::*;
+use common::*;
+use serde_json::Value;
+
+/// The binary, on the default device (the CPU here; a GPU where there is one).
+fn stylize() -> Command {
+    Command::cargo_bin("stylize-video").unwrap()
+}
+
+fn report(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn style_sum(losses: &Value) -> f64 {
+    losses["style"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum()
+}
+
+/// RGB frames of a GIF, and whether it loops forever.
+fn gif_frames(path: &Path) -> (Vec<image::RgbaImage>, bool) {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options
+        .read_info(std::fs::File::open(path).unwrap())
+        .unwrap();
+    let looping = decoder.repeat() == gif::Repeat::Infinite;
+    let (w, h) = (u32::from(decoder.width()), u32::from(decoder.height()));
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        assert_eq!((u32::from(frame.width), u32::from(frame.height)), (w, h));
+        frames.push(image::RgbaImage::from_raw(w, h, frame.buffer.to_vec()).unwrap());
+    }
+    (frames, looping)
+}
+
+fn mean_abs_diff(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| f64::from(x.abs_diff(*y)))
+        .sum::<f64>()
+        / a.as_raw().len() as f64
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial-"))
+        .collect()
+}
+
+#[test]
+fn a_frame_turns_into_the_painting_with_gif_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, gif, json) = (
+        dir.path().join("out.png"),
+        dir.path().join("anim.gif"),
+        dir.path().join("report.json"),
+    );
+    let assert = stylize()
+        .arg(frame())
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "64", "--iterations", "200", "--init", "noise"])
+        .args(["--gif-every", "20"])
+        .arg("-o")
+        .arg(&out)
+        .arg("--gif")
+        .arg(&gif)
+        .arg("--report")
+        .arg(&json)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("wrote") && stderr.contains("11 frames"),
+        "{stderr}"
+    );
+
+    // The result: the processing size (64 px long edge, the frame's aspect).
+    let result = image::open(&out).unwrap().to_rgba8();
+    assert_eq!(result.dimensions(), (64, 36));
+
+    // The report: settings resolved, losses down by orders of magnitude.
+    let r = report(&json);
+    assert_eq!(r["version"], 1);
+    let s = &r["settings"];
+    assert!((s["alpha"].as_f64().unwrap() - 512.0 * 512.0 / (64.0 * 36.0)).abs() < 1e-9);
+    assert_eq!(s["beta"], 1e4);
+    assert_eq!(s["pooling"], "avg");
+    assert_eq!(s["size"], 64);
+    assert_eq!(s["init"], "noise");
+    let device = s["device"].as_str().unwrap();
+    assert!(
+        device.starts_with("cpu") || device.starts_with("cuda"),
+        "{device}"
+    );
+    assert_eq!(s["content_layers"][0]["layer"], "conv4_2");
+    let layers: Vec<&str> = s["style_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["layer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        layers,
+        ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    );
+    let frames = r["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 1);
+    let f = &frames[0];
+    assert_eq!(f["index"], 0);
+    assert_eq!(f["iterations"], 200);
+    assert_eq!(f["output"], out.display().to_string());
+    assert!(f["seconds"].as_f64().unwrap() > 0.0);
+    let history = f["history"].as_array().unwrap();
+    assert_eq!(history.len(), 201);
+    assert_eq!(history[200]["iteration"], 200);
+    let (initial, last) = (&f["initial"], &f["final"]);
+    for losses in [initial, last] {
+        let keys: Vec<&String> = losses["style"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+        );
+        // total = α·content + β·Σ 0.2·E_l
+        let total = s["alpha"].as_f64().unwrap() * losses["content"].as_f64().unwrap()
+            + 1e4 * 0.2 * style_sum(losses);
+        assert!((total / losses["total"].as_f64().unwrap() - 1.0).abs() < 1e-4);
+    }
+    let fall = initial["total"].as_f64().unwrap() / last["total"].as_f64().unwrap();
+    let style_fall = style_sum(initial) / style_sum(last);
+    assert!(fall > 20.0, "total loss fell {fall}x only");
+    assert!(style_fall > 30.0, "style loss fell {style_fall}x only");
+    let best_layer = initial["style"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| v.as_f64().unwrap() / last["style"][k].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(
+        best_layer > 100.0,
+        "no style layer fell by two orders of magnitude"
+    );
+
+    // The GIF: 1 + 200/20 frames, looping, from the grey start to the result.
+    let (frames, looping) = gif_frames(&gif);
+    assert!(looping);
+    assert_eq!(frames.len(), 11);
+    assert_eq!(frames[0].dimensions(), (64, 36));
+    let last_frame = frames.last().unwrap();
+    // (up to the GIF's 256-colour palette)
+    assert!(
+        mean_abs_diff(last_frame, &result) < 12.0,
+        "the GIF ends on the result"
+    );
+    assert!(
+        mean_abs_diff(&frames[0], &result) > 30.0,
+        "the GIF starts elsewhere"
+    );
+    // Each recorded step moves towards the result, on the whole.
+    let d: Vec<f64> = frames.iter().map(|f| mean_abs_diff(f, &result)).collect();
+    assert!(d[1] < d[0] && d[5] < d[1], "{d:?}");
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn the_gif_interval_and_size_cap_are_chosen_sensibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("a.gif");
+    stylize()
+        .arg(frame())
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "96", "--iterations", "120", "--gif-size", "48"])
+        .arg("-o")
+        .arg(dir.path().join("a.png"))
+        .arg("--gif")
+        .arg(&gif)
+        .assert()
+        .success();
+    let (frames, _) = gif_frames(&gif);
+    // Every ⌈120 / 50⌉ = 3 iterations: 1 + 40 frames, capped at 48 px.
+    assert_eq!(frames.len(), 41);
+    assert_eq!(frames[0].dimensions(), (48, 27));
+}
+
+#[test]
+fn a_seed_reproduces_the_same_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = |seed: &str, name: &str| {
+        let out = dir.path().join(name);
+        stylize()
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "48", "--iterations", "15", "--init", "noise"])
+            .args(["--seed", seed])
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        image::open(out).unwrap().to_rgba8()
+    };
+    let a = render("7", "a.png");
+    let b = render("7", "b.png");
+    let c = render("8", "c.png");
+    assert_eq!(a.as_raw(), b.as_raw());
+    assert_ne!(a.as_raw(), c.as_raw());
+}
+
+#[test]
+fn zero_iterations_write_the_start_and_report_its_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, json) = (dir.path().join("start.png"), dir.path().join("r.json"));
+    stylize()
+        .arg(frame())
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "64", "--iterations", "0"])
+        .arg("-o")
+        .arg(&out)
+        .arg("--report")
+        .arg(&json)
+        .assert()
+        .success();
+    let written = image::open(&out).unwrap().to_rgb8();
+    let content = stylize_video::io::image::to_rgb8(&picture(&frame(), 64));
+    assert_eq!(written.as_raw(), content.as_raw());
+    let r = report(&json);
+    let f = &r["frames"][0];
+    assert_eq!(f["iterations"], 0);
+    assert_eq!(f["history"].as_array().unwrap().len(), 1);
+    assert_eq!(f["initial"], f["final"]);
+    assert_eq!(f["initial"]["content"], 0.0);
+    assert!(f["initial"]["total"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn same_size_images_are_not_resized() {
+    // With --size equal to the content's long edge and a painting of that long edge, the run
+    // sees the files' pixels: the reference pair gives the reference's losses.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let reference = root().join("tests/reference");
+    stylize()
+        .arg(reference.join("content-128x72.png"))
+        .arg("--style")
+        .arg(reference.join("style-128x100.png"))
+        .args([
+            "--size",
+            "128",
+            "--iterations",
+            "0",
+            "--gram-scale",
+            "paper",
+        ])
+        .args([
+            "--content-weight",
+            &(128.0 * 72.0 / (512.0 * 512.0)).to_string(),
+        ])
+        .args(["--style-weight", "1000", "--pooling", "max"])
+        .arg("-o")
+        .arg(dir.path().join("o.png"))
+        .arg("--report")
+        .arg(&json)
+        .assert()
+        .success();
+    let r = report(&json);
+    let initial = &r["frames"][0]["initial"];
+    // The max-pooling, x = content case of gatys-losses.json.
+    let want = 41313846767322.086;
+    let got = initial["total"].as_f64().unwrap();
+    assert!((got / want - 1.0).abs() < 1e-3, "{got} vs {want}");
+    assert_eq!(r["settings"]["processing_width"], 128);
+    assert_eq!(r["settings"]["processing_height"], 72);
+}
+
+#[test]
+fn preserve_colors_keeps_the_content_hue() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = |extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        stylize()
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "64", "--iterations", "40"])
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        image::open(out).unwrap().to_rgb8()
+    };
+    let plain = render(&[], "plain.png");
+    let kept = render(&["--preserve-colors"], "kept.png");
+    let content = stylize_video::io::image::to_rgb8(&picture(&frame(), 64));
+    // Chroma distance to the content (I and Q of YIQ, 0..255 scale).
+    let chroma = |img: &image::RgbImage| {
+        img.pixels()
+            .zip(content.pixels())
+            .map(|(p, c)| {
+                let f = |p: &image::Rgb<u8>| {
+                    stylize_video::engine::preprocess::rgb_to_yiq(p.0.map(|v| f32::from(v)))
+                };
+                let (a, b) = (f(p), f(c));
+                f64::from((a[1] - b[1]).abs() + (a[2] - b[2]).abs())
+            })
+            .sum::<f64>()
+            / content.pixels().count() as f64
+    };
+    let (plain_d, kept_d) = (chroma(&plain), chroma(&kept));
+    assert!(
+        kept_d * 3.0 < plain_d,
+        "chroma distance {kept_d} vs {plain_d}"
+    );
+}
+
+#[test]
+fn an_existing_output_is_kept_unless_overwrite_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("taken.png");
+    std::fs::write(&out, b"precious").unwrap();
+    let args = |c: &mut Command| {
+        c.arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "32", "--iterations", "1"])
+            .arg("-o")
+            .arg(&out);
+    };
+    let mut refused = stylize();
+    args(&mut refused);
+    let output = refused.assert().failure().code(1).get_output().clone();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("taken.png") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+
+    let mut allowed = stylize();
+    args(&mut allowed);
+    allowed.arg("--overwrite").assert().success();
+    assert_eq!(image::open(&out).unwrap().width(), 32);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn unusual_but_valid_images_are_stylised() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = [
+        cmyk_jpeg().0,
+        sixteen_bit(dir.path()),
+        grayscale(dir.path()),
+        with_alpha(dir.path()),
+    ];
+    for (i, input) in inputs.iter().enumerate() {
+        let out = dir.path().join(format!("out-{i}.png"));
+        // Each as the content and as the painting.
+        stylize()
+            .arg(input)
+            .arg("--style")
+            .arg(input)
+            .args(["--size", "48", "--iterations", "3"])
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        let written = image::open(&out).unwrap();
+        assert_eq!((written.width(), written.height()), (48, 33));
+    }
+}
+
+#[test]
+fn bad_inputs_and_settings_fail_cleanly_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let frame = frame();
+    let style = van_gogh();
+    let missing = d.join("missing.jpg");
+    let text = text_named_jpg(d);
+    let truncated = truncated_jpeg(d);
+    let dot = one_pixel(d);
+    let huge = huge_header(d);
+    let out = d.join("out.png");
+    let p = |p: &Path| p.display().to_string();
+    // (content, style, extra arguments, what the message must say)
+    let cases: Vec<(String, String, Vec<String>, Vec<String>)> = vec![
+        (
+            p(&missing),
+            p(&style),
+            vec![],
+            vec![p(&missing), "no such file".into()],
+        ),
+        (
+            p(&frame),
+            p(&missing),
+            vec![],
+            vec![p(&missing), "no such file".into()],
+        ),
+        (
+            p(&text),
+            p(&style),
+            vec![],
+            vec![p(&text), "not an image".into()],
+        ),
+        (
+            p(&truncated),
+            p(&style),
+            vec![],
+            vec![p(&truncated), "truncated JPEG".into()],
+        ),
+        (
+            p(&dot),
+            p(&style),
+            vec![],
+            vec![p(&dot), "1x1 pixels is too small".into()],
+        ),
+        (
+            p(&huge),
+            p(&style),
+            vec![],
+            vec![p(&huge), "20000x20000 pixels is too large".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--style-weight".into(), "-1".into()],
+            vec!["--style-weight = -1".into(), "zero or more".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--content-weight".into(), "nan".into()],
+            vec!["--content-weight".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["-o".into(), p(&d.join("no/such/dir/out.png"))],
+            vec!["no/such/dir".into(), "does not exist".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["-o".into(), p(&d.join("out.xyz"))],
+            vec!["out.xyz".into(), "unknown image extension".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--size".into(), "0".into()],
+            vec!["--size = 0".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--size".into(), "100000".into()],
+            vec!["--size = 100000".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--style-scale".into(), "0".into()],
+            vec!["--style-scale = 0".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--style-scale".into(), "0.05".into()],
+            vec!["--style-scale".into(), p(&style)],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--style-blend".into(), "1,2".into()],
+            vec!["--style-blend".into(), "one weight per --style".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--style-layers".into(), "conv9_9".into()],
+            vec!["conv9_9".into(), "not a VGG19 layer".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--init".into(), p(&missing)],
+            vec![p(&missing), "no such file".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--init-noise".into(), "1.5".into()],
+            vec!["--init-noise = 1.5".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--tolerance".into(), "-0.1".into()],
+            vec!["--tolerance".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--device".into(), "tpu".into()],
+            vec!["device 'tpu'".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--weights".into(), p(&d.join("nothing.safetensors"))],
+            vec!["nothing.safetensors".into(), "cannot read".into()],
+        ),
+    ];
+    for (content, painting, extra, expected) in cases {
+        let mut command = stylize();
+        command
+            .arg(&content)
+            .arg("--style")
+            .arg(&painting)
+            .args(["--iterations", "1", "--size", "64"])
+            .args(&extra);
+        if !extra.contains(&"-o".to_string()) {
+            command.arg("-o").arg(&out);
+        }
+        let output = command.assert().failure().code(1).get_output().clone();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last_line = stderr.lines().last().unwrap_or_default();
+        assert!(last_line.starts_with("error: "), "{stderr}");
+        for needle in &expected {
+            assert!(stderr.contains(needle.as_str()), "{extra:?}: {stderr}");
+        }
+        assert!(!out.exists(), "{extra:?} left an output");
+        assert!(leftovers(d).is_empty());
+    }
+    if !tch::Cuda::is_available() {
+        stylize()
+            .arg(&frame)
+            .arg("--style")
+            .arg(&style)
+            .args(["--device", "cuda"])
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains("no CUDA GPU"));
+    }
+}

@@ -1,0 +1,124 @@
+//! Odd and broken input files, made from the real samples.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageBuffer, Luma, Rgb, Rgba};
+
+use super::{frame, root};
+
+/// A text file with an image's name.
+pub fn text_named_jpg(dir: &Path) -> PathBuf {
+    let p = dir.join("notes.jpg");
+    std::fs::write(&p, "these are not the pixels you are looking for\n").unwrap();
+    p
+}
+
+/// The sample frame cut in half.
+pub fn truncated_jpeg(dir: &Path) -> PathBuf {
+    let bytes = std::fs::read(frame()).unwrap();
+    let p = dir.join("truncated.jpg");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    p
+}
+
+/// A 1x1 PNG.
+pub fn one_pixel(dir: &Path) -> PathBuf {
+    let p = dir.join("dot.png");
+    ImageBuffer::from_pixel(1, 1, Rgb([200u8, 10, 10]))
+        .save(&p)
+        .unwrap();
+    p
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend((data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend(kind);
+    out.extend(data);
+    let crc = crc32(&out[start..]);
+    out.extend(crc.to_be_bytes());
+}
+
+/// A PNG whose header claims 20000x20000 pixels (with almost no pixel data behind it).
+pub fn huge_header(dir: &Path) -> PathBuf {
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut ihdr = Vec::new();
+    ihdr.extend(20000u32.to_be_bytes());
+    ihdr.extend(20000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
+    chunk(&mut png, b"IHDR", &ihdr);
+    // The start of the pixel data (an empty zlib stream): decoding would need 1.2 GB.
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut png, b"IEND", &[]);
+    let p = dir.join("huge.png");
+    std::fs::write(&p, png).unwrap();
+    p
+}
+
+/// The Hokusai sample at 96x65 as a CMYK JPEG (made with Pillow) and its RGB original.
+pub fn cmyk_jpeg() -> (PathBuf, PathBuf) {
+    (
+        root().join("tests/data/hokusai-96-cmyk.jpg"),
+        root().join("tests/data/hokusai-96.png"),
+    )
+}
+
+fn original() -> image::RgbImage {
+    image::open(cmyk_jpeg().1).unwrap().to_rgb8()
+}
+
+/// The RGB original as a 16-bit PNG.
+pub fn sixteen_bit(dir: &Path) -> PathBuf {
+    let p = dir.join("deep.png");
+    DynamicImage::ImageRgb8(original())
+        .into_rgb16()
+        .save(&p)
+        .unwrap();
+    p
+}
+
+/// The RGB original as 8-bit greyscale.
+pub fn grayscale(dir: &Path) -> PathBuf {
+    let p = dir.join("gray.png");
+    let rgb = original();
+    let gray: ImageBuffer<Luma<u8>, Vec<u8>> = DynamicImage::ImageRgb8(rgb).into_luma8();
+    gray.save(&p).unwrap();
+    p
+}
+
+/// The RGB original with an alpha channel: the left half fully transparent (and black
+/// underneath), the rest opaque.
+pub fn with_alpha(dir: &Path) -> PathBuf {
+    let p = dir.join("alpha.png");
+    let rgb = original();
+    let rgba = ImageBuffer::from_fn(rgb.width(), rgb.height(), |x, y| {
+        if x < rgb.width() / 2 {
+            Rgba([0u8, 0, 0, 0])
+        } else {
+            let [r, g, b] = rgb.get_pixel(x, y).0;
+            Rgba([r, g, b, 255])
+        }
+    });
+    rgba.save(&p).unwrap();
+    p
+}

@@ -1,0 +1,77 @@
+//! Reading pictures: every usual kind works, damaged or absurd files fail with the file's name
+//! and the problem.
+
+mod common;
+
+use common::files::*;
+use common::*;
+use stylize_video::io::image::load;
+
+fn mean_abs_diff(a: &image::Rgb32FImage, b: &image::Rgb32FImage) -> f32 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (x - y).abs())
+        .sum::<f32>()
+        / a.as_raw().len() as f32
+}
+
+#[test]
+fn cmyk_16_bit_grey_and_alpha_images_read_as_rgb() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cmyk, original_path) = cmyk_jpeg();
+    let original = load(&original_path).unwrap();
+    assert_eq!(original.dimensions(), (96, 65));
+
+    // CMYK JPEG: the same picture, up to JPEG's loss.
+    let from_cmyk = load(&cmyk).unwrap();
+    let d = mean_abs_diff(&from_cmyk, &original);
+    assert!(d < 0.03, "CMYK decodes {d} away from the original");
+
+    // 16 bit: exactly the 8-bit values.
+    let deep = load(&sixteen_bit(dir.path())).unwrap();
+    assert!(mean_abs_diff(&deep, &original) < 1e-6);
+
+    // Grey: three equal channels, each the stored grey level.
+    let gray_path = grayscale(dir.path());
+    let gray = load(&gray_path).unwrap();
+    let levels = image::open(&gray_path).unwrap().into_luma8();
+    for (p, l) in gray.pixels().zip(levels.pixels()) {
+        assert!(p
+            .0
+            .iter()
+            .all(|v| (v - f32::from(l.0[0]) / 255.0).abs() < 1e-6));
+    }
+    assert!(
+        mean_abs_diff(&gray, &original) > 0.01,
+        "grey differs from colour"
+    );
+
+    // Alpha: transparent pixels become white, opaque ones keep their colour.
+    let flat = load(&with_alpha(dir.path())).unwrap();
+    assert_eq!(flat.get_pixel(0, 0).0, [1.0, 1.0, 1.0]);
+    assert_eq!(flat.get_pixel(95, 64).0, original.get_pixel(95, 64).0);
+}
+
+#[test]
+fn damaged_or_absurd_files_are_refused_with_their_name_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (dir.path().join("missing.jpg"), "no such file"),
+        (text_named_jpg(dir.path()), "not an image"),
+        (truncated_jpeg(dir.path()), "truncated JPEG"),
+        (one_pixel(dir.path()), "1x1 pixels is too small"),
+        (huge_header(dir.path()), "too large"),
+    ];
+    for (path, problem) in cases {
+        let err = load(&path)
+            .err()
+            .unwrap_or_else(|| panic!("{} loaded", path.display()));
+        let message = err.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains(problem), "{message}");
+    }
+    // A whole JPEG is fine.
+    assert_eq!(load(&frame()).unwrap().dimensions(), (1280, 720));
+}
