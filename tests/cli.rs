@@ -314,7 +314,7 @@ fn preserve_colors_keeps_the_content_hue() {
             .zip(content.pixels())
             .map(|(p, c)| {
                 let f = |p: &image::Rgb<u8>| {
-                    stylize_video::engine::preprocess::rgb_to_yiq(p.0.map(|v| f32::from(v)))
+                    stylize_video::engine::preprocess::rgb_to_yiq(p.0.map(f32::from))
                 };
                 let (a, b) = (f(p), f(c));
                 f64::from((a[1] - b[1]).abs() + (a[2] - b[2]).abs())
