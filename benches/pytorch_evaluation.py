@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""The same loss evaluation as stylize-video's (forward to conv5_1 and backward to the image:
+content at conv4_2, Gram matrices at conv1_1..conv5_1, average pooling), in plain PyTorch on the
+same weights, timed the same way. benches/evaluation.rs runs it for a side-by-side ratio.
+
+Prints one JSON object per line: {"impl": "pytorch", "device": ..., "size": ..., "ms": ...}.
+Needs only torch (the virtualenv that provides libtorch has it)."""
+
+import argparse
+import json
+import os
+import struct
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+LAYERS = [(b, c) for b, n in enumerate([2, 2, 4, 4, 4], 1) for c in range(1, n + 1)]
+POOL_AFTER = {"conv1_2", "conv2_2", "conv3_4", "conv4_4"}
+STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+CONTENT = "conv4_2"
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    body = memoryview(data)[8 + n :]
+    kinds = {"U8": torch.uint8, "F32": torch.float32}
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = meta["data_offsets"]
+        t = torch.frombuffer(bytearray(body[a:b]), dtype=kinds[meta["dtype"]])
+        out[name] = t.reshape(meta["shape"])
+    return out
+
+
+def load_network(path, device):
+    w = read_safetensors(path)
+    convs = []
+    for b, c in LAYERS:
+        key = f"block{b}_conv{c}"
+        weight = w[key + ".weight_table"][w[key + ".weight_q"].long()]
+        convs.append((f"conv{b}_{c}", weight.to(device), w[key + ".bias"].to(device)))
+    return convs
+
+
+def features(convs, x, wanted):
+    out = {}
+    deepest = max(i for i, (n, _, _) in enumerate(convs) if n in wanted)
+    for i, (name, weight, bias) in enumerate(convs[: deepest + 1]):
+        x = F.relu(F.conv2d(x, weight, bias, padding=1))
+        if name in wanted:
+            out[name] = x
+        if name in POOL_AFTER and i < deepest:
+            x = F.avg_pool2d(x, 2, 2)
+    return out
+
+
+def gram(f):
+    n = f.shape[1]
+    f = f.reshape(n, -1)
+    return f @ f.t()
+
+
+def bench(convs, size, device, repeats, warmup):
+    torch.manual_seed(0)
+    content = (torch.rand(1, 3, size, size) * 255 - 120).to(device)
+    style = (torch.rand(1, 3, size, size) * 255 - 120).to(device)
+    wanted = set(STYLE) | {CONTENT}
+    with torch.no_grad():
+        p = features(convs, content, wanted)[CONTENT]
+        s = features(convs, style, wanted)
+        targets = {l: gram(s[l]) for l in STYLE}
+    alpha, beta = 512 * 512 / (size * size), 1e4
+
+    def evaluate(x):
+        x = x.detach().requires_grad_(True)
+        f = features(convs, x, wanted)
+        content_loss = 0.5 * ((f[CONTENT] - p) ** 2).sum()
+        terms = []
+        for l in STYLE:
+            n, m = f[l].shape[1], f[l].shape[2] * f[l].shape[3]
+            terms.append((((gram(f[l]) - targets[l]) / (2 * n * m)) ** 2).sum())
+        total = alpha * content_loss + beta * 0.2 * sum(terms)
+        (g,) = torch.autograd.grad(total, x)
+        # Read the figures back, as the Rust side does every evaluation.
+        torch.stack([total.detach(), content_loss.detach(), *[t.detach() for t in terms], g.sum()]).tolist()
+        return g
+
+    x = content.clone()
+    for _ in range(warmup):
+        evaluate(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        evaluate(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default=os.path.join(here, "..", "weights", "vgg19-caffe-q8.safetensors"))
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--devices", default="cpu,cuda")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    args = ap.parse_args()
+    for name in args.devices.split(","):
+        if name == "cuda" and not torch.cuda.is_available():
+            continue
+        device = torch.device(name)
+        if name == "cuda":
+            torch.backends.cudnn.benchmark = True
+        convs = load_network(args.weights, device)
+        for size in map(int, args.sizes.split(",")):
+            ms = bench(convs, size, device, args.repeats, args.warmup)
+            print(json.dumps({"impl": "pytorch", "device": name, "size": size, "ms": round(ms, 3),
+                              "threads": torch.get_num_threads(), "torch": torch.__version__}))
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
