@@ -152,6 +152,16 @@ impl StillSettings {
                     format!("must be at least {}", picture::MIN_SIDE),
                 ));
             }
+            let is_gif = gif
+                .path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gif"));
+            if !is_gif {
+                return Err(Error::output(
+                    &gif.path,
+                    "the iteration GIF's name must end in .gif",
+                ));
+            }
             if gif.every == Some(0) {
                 return Err(Error::setting("--gif-every", 0, "must be at least 1"));
             }

@@ -463,6 +463,12 @@ fn bad_inputs_and_settings_fail_cleanly_before_any_work() {
         (
             p(&frame),
             p(&style),
+            vec!["--gif".into(), p(&d.join("anim.png"))],
+            vec!["anim.png".into(), "must end in .gif".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
             vec!["--size".into(), "0".into()],
             vec!["--size = 0".into()],
         ),

@@ -426,3 +426,37 @@ fn network_space_round_trips_an_image() {
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-5);
 }
+
+#[test]
+fn total_variation_smooths_the_result() {
+    let vgg = vgg();
+    let content = tensor(&frame(), 64);
+    let painting = tensor(&van_gogh(), 64);
+    let result = |tv_weight: f64| {
+        let loss = LossSettings {
+            tv_weight,
+            ..LossSettings::default()
+        };
+        let target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+        let stylizer = Stylizer::new(&vgg, &target, loss.clone(), lbfgs(40)).unwrap();
+        let outcome = run(&stylizer, &content, &content);
+        let tv =
+            f64::try_from(stylize_video::engine::loss::total_variation(&outcome.image)).unwrap();
+        (outcome, tv, loss)
+    };
+    let (plain, plain_tv, _) = result(0.0);
+    let (smooth, smooth_tv, loss) = result(100.0);
+    assert_eq!(plain.best.tv, 0.0, "not computed when its weight is 0");
+    assert!((smooth.best.tv / smooth_tv - 1.0).abs() < 1e-4);
+    assert!(
+        smooth_tv < plain_tv * 0.8,
+        "TV {smooth_tv} vs {plain_tv} without"
+    );
+    // total = α·content + β·Σ w E + λ·tv
+    let (_, _, h, w) = content.size4().unwrap();
+    let style: f64 = smooth.best.style.iter().map(|(_, e)| 0.2 * e).sum();
+    let expected = loss.alpha(h, w) * smooth.best.content
+        + loss.beta() * style
+        + loss.tv_lambda(h, w) * smooth.best.tv;
+    assert!((smooth.best.total / expected - 1.0).abs() < 1e-4);
+}
