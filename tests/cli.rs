@@ -567,3 +567,53 @@ fn bad_inputs_and_settings_fail_cleanly_before_any_work() {
             .stderr(predicates::str::contains("no CUDA GPU"));
     }
 }
+
+#[test]
+fn the_start_can_be_any_image_or_a_mix_with_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        stylize()
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "64", "--iterations", "0"])
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        image::open(out).unwrap().to_rgb8()
+    };
+    // An image: scaled to the content's processing size (64x36), whatever its own shape.
+    let painting = van_gogh();
+    let from_painting = start(&["--init", painting.to_str().unwrap()], "painting.png");
+    let expected = image::imageops::resize(
+        &picture(&painting, 400),
+        64,
+        36,
+        image::imageops::FilterType::Lanczos3,
+    );
+    let expected = stylize_video::io::image::to_rgb8(&expected);
+    let worst = from_painting
+        .as_raw()
+        .iter()
+        .zip(expected.as_raw())
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(worst <= 16, "{worst}");
+
+    // Half noise: halfway between the content and the mean colour (the noise is faint).
+    let mixed = start(&["--init-noise", "0.5"], "mixed.png");
+    let content = stylize_video::io::image::to_rgb8(&picture(&frame(), 64));
+    let mean = [123.68, 116.779, 103.939]; // Caffe's RGB mean
+    let mut worst = 0.0f64;
+    for (m, c) in mixed.pixels().zip(content.pixels()) {
+        for k in 0..3 {
+            let want = 0.5 * f64::from(c.0[k]) + 0.5 * mean[k];
+            worst = worst.max((f64::from(m.0[k]) - want).abs());
+        }
+    }
+    assert!(worst < 4.0, "{worst}");
+}
