@@ -25,6 +25,17 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// A video cannot be read or written.
+    #[error("video '{path}': {problem}")]
+    Video {
+        /// The video file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The run was interrupted (Ctrl-C); finished frames are kept.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// The network weights are missing or damaged.
     #[error("weights '{path}': {problem}")]
     Weights {
@@ -83,6 +94,14 @@ impl Error {
     /// An [`Error::Image`] from its parts.
     pub fn image(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
         Error::Image {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An [`Error::Video`] from its parts.
+    pub fn video(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::Video {
             path: path.into(),
             problem: problem.into(),
         }

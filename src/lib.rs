@@ -31,9 +31,14 @@
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod frames;
 pub mod io;
+pub mod kept;
+pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod settings;
 pub mod still;
+pub mod video;
 
 pub use error::{Error, Result};

@@ -22,6 +22,32 @@ pub struct Report {
     pub settings: Map<String, Value>,
     /// One entry per stylised image or frame.
     pub frames: Vec<FrameReport>,
+    /// Figures of a whole video or sequence run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totals: Option<RunTotals>,
+}
+
+/// Figures of a whole video or sequence run.
+#[derive(Debug, Serialize)]
+pub struct RunTotals {
+    /// Frames in the output.
+    pub frames: usize,
+    /// Frames taken from an earlier, interrupted run instead of being stylised again.
+    pub resumed: usize,
+    /// Frames stylised in this run.
+    pub stylized: usize,
+    /// Wall time of the run, from opening the input to the finished output, in seconds.
+    pub seconds: f64,
+    /// Of which spent optimising, in seconds.
+    pub stylize_seconds: f64,
+    /// Output frames per second of wall time, over the frames stylised in this run.
+    pub frames_per_second: f64,
+    /// Iterations of the first (cold) frame stylised in this run, if any.
+    pub first_frame_iterations: Option<usize>,
+    /// Mean iterations of the warm frames stylised in this run, if any.
+    pub mean_warm_iterations: Option<f64>,
+    /// Whether the run was interrupted before the end.
+    pub interrupted: bool,
 }
 
 /// One image or frame.

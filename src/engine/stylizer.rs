@@ -589,6 +589,18 @@ impl<'a> Stylizer<'a> {
         &self,
         content: &Tensor,
         init: &Tensor,
+        on_iteration: impl FnMut(&Iteration<'_>) -> ControlFlow<()>,
+    ) -> Result<Outcome> {
+        self.run_for(content, init, self.optimizer.iterations, on_iteration)
+    }
+
+    /// [`Stylizer::run`] with another iteration count than the settings' (a video's cold first
+    /// frame needs more than its warm frames).
+    pub fn run_for(
+        &self,
+        content: &Tensor,
+        init: &Tensor,
+        iterations: usize,
         mut on_iteration: impl FnMut(&Iteration<'_>) -> ControlFlow<()>,
     ) -> Result<Outcome> {
         if content.size() != init.size() {
@@ -641,7 +653,7 @@ impl<'a> Stylizer<'a> {
         if report(0, &current, 0).is_break() {
             stop = StopReason::Callback;
         }
-        while stop == StopReason::Iterations && iteration < self.optimizer.iterations {
+        while stop == StopReason::Iterations && iteration < iterations {
             let step = optimizer.step(&current, &mut objective)?;
             iteration += 1;
             match step {

@@ -23,11 +23,12 @@ pub const MIN_SIDE: u32 = 16;
 const MAX_DECODE_BYTES: u64 = MAX_SIDE as u64 * MAX_SIDE as u64 * 8;
 
 /// Formats read and written, named for messages.
-const SUPPORTED: &str = "PNG, JPEG, TIFF, BMP, GIF or WebP";
+const SUPPORTED: &str = "PNG, JPEG, TIFF, EXR, BMP, GIF or WebP";
 
 /// Reads an image of any supported format and depth (8 or 16 bit, grey, RGB, CMYK JPEG, with or
-/// without alpha) as RGB with values in 0..1. EXIF orientation is applied, so that phone
-/// pictures come out upright; transparency is flattened onto white.
+/// without alpha; OpenEXR) as RGB with values in 0..1. EXIF orientation is applied, so that phone
+/// pictures come out upright; transparency is flattened onto white. EXR's linear light is
+/// encoded with the sRGB curve (the network was trained on sRGB pictures) and clipped to 0..1.
 pub fn load(path: &Path) -> Result<Rgb32FImage> {
     let bytes = std::fs::read(path).map_err(|e| {
         let problem = match e.kind() {
@@ -76,7 +77,32 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
     if let Some(o) = orientation {
         picture.apply_orientation(o);
     }
-    Ok(flatten(picture))
+    let mut rgb = flatten(picture);
+    if format == ImageFormat::OpenExr {
+        for v in rgb.iter_mut() {
+            *v = linear_to_srgb(*v);
+        }
+    }
+    Ok(rgb)
+}
+
+/// The sRGB transfer function (linear light to encoded, both 0..1, clipped).
+pub fn linear_to_srgb(v: f32) -> f32 {
+    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    if v <= 0.003_130_8 {
+        v * 12.92
+    } else {
+        1.055 * v.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+/// The inverse of [`linear_to_srgb`].
+pub fn srgb_to_linear(v: f32) -> f32 {
+    if v <= 0.040_45 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
 }
 
 fn check_size(path: &Path, w: u32, h: u32) -> Result<()> {
@@ -138,11 +164,12 @@ pub fn output_format(path: &Path) -> Result<ImageFormat> {
         "png" => Ok(ImageFormat::Png),
         "jpg" | "jpeg" => Ok(ImageFormat::Jpeg),
         "tif" | "tiff" => Ok(ImageFormat::Tiff),
+        "exr" => Ok(ImageFormat::OpenExr),
         "bmp" => Ok(ImageFormat::Bmp),
         "webp" => Ok(ImageFormat::WebP),
         _ => Err(Error::output(
             path,
-            "unknown image extension: use .png, .jpg, .tif, .bmp or .webp",
+            "unknown image extension: use .png, .jpg, .tif, .exr, .bmp or .webp",
         )),
     }
 }
@@ -157,24 +184,58 @@ pub fn to_rgb8(image: &Rgb32FImage) -> image::RgbImage {
     image::RgbImage::from_raw(image.width(), image.height(), data).expect("same size")
 }
 
-/// Writes `image` (RGB 0..1) to `path` in the format of its extension (8 bits per channel; JPEG
-/// at quality 95), under a temporary name renamed into place when complete.
+/// Bits per channel of a written image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum BitDepth {
+    /// 8 bits (default).
+    #[default]
+    Eight,
+    /// 16 bits (PNG and TIFF; other formats write 8).
+    Sixteen,
+}
+
+/// Writes `image` (RGB 0..1) to `path` in the format of its extension at 8 bits per channel (JPEG
+/// at quality 95; EXR as 32-bit float linear light), under a temporary name renamed into place
+/// when complete.
 pub fn save(image: &Rgb32FImage, path: &Path) -> Result<()> {
+    save_with_depth(image, path, BitDepth::Eight)
+}
+
+/// [`save`] with a choice of depth for PNG and TIFF.
+pub fn save_with_depth(image: &Rgb32FImage, path: &Path, depth: BitDepth) -> Result<()> {
     let format = output_format(path)?;
-    let rgb = to_rgb8(image);
+    let (w, h) = image.dimensions();
+    let encoded: DynamicImage = match (format, depth) {
+        (ImageFormat::OpenExr, _) => {
+            let mut linear = image.clone();
+            for v in linear.iter_mut() {
+                *v = srgb_to_linear(v.clamp(0.0, 1.0));
+            }
+            DynamicImage::ImageRgb32F(linear)
+        }
+        (ImageFormat::Png | ImageFormat::Tiff, BitDepth::Sixteen) => {
+            let data = image
+                .as_raw()
+                .iter()
+                .map(|v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
+                .collect();
+            DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, data).expect("same size"))
+        }
+        _ => DynamicImage::ImageRgb8(to_rgb8(image)),
+    };
     atomic::write(path, |file| {
         let mut out = BufWriter::new(file);
-        let (w, h) = rgb.dimensions();
         let result = match format {
             ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, 95).write_image(
-                rgb.as_raw(),
+                encoded.as_bytes(),
                 w,
                 h,
                 image::ExtendedColorType::Rgb8,
             ),
             _ => {
+                // Encoders that seek (TIFF, EXR) write to memory first.
                 let mut buffer = Cursor::new(Vec::new());
-                let r = rgb.write_to(&mut buffer, format);
+                let r = encoded.write_to(&mut buffer, format);
                 if r.is_ok() {
                     out.write_all(buffer.get_ref())?;
                 }

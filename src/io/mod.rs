@@ -3,3 +3,6 @@
 pub mod atomic;
 pub mod gif;
 pub mod image;
+pub mod sequence;
+#[cfg(feature = "video")]
+pub mod video;

@@ -9,16 +9,24 @@ use stylize_video::engine::stylizer::{
 use stylize_video::engine::vgg::{Layer, Pooling, Vgg19};
 use stylize_video::error::{Error, Result};
 use stylize_video::io::gif::DEFAULT_MAX_EDGE;
-use stylize_video::still::{GifSettings, Init, StillSettings, StyleImage};
+use stylize_video::settings::{Init, StyleImage, StyleSettings};
+use stylize_video::frames::Ratio;
+use stylize_video::io::image::BitDepth;
+use stylize_video::pipeline::FrameRange;
+use stylize_video::still::{GifSettings, StillSettings};
+use stylize_video::video::{EncodeSettings, VideoSettings};
 
-/// Paint an image in the style of a painting (Gatys, Ecker and Bethge, "A Neural Algorithm of
-/// Artistic Style").
+/// Paint an image, a video or a frame sequence in the style of a painting (Gatys, Ecker and
+/// Bethge, "A Neural Algorithm of Artistic Style").
 ///
-/// Example: stylize-video photo.jpg --style painting.jpg -o out.png --gif out.gif
+/// Examples: stylize-video photo.jpg --style painting.jpg -o out.png --gif out.gif;
+/// stylize-video clip.mp4 --style painting.jpg (writes clip.stylized.mp4);
+/// stylize-video shot/%04d.exr --style painting.jpg -o out/%04d.png
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None, args_override_self = true)]
 pub struct Args {
-    /// The content image (PNG, JPEG, TIFF, BMP, GIF or WebP; 8 or 16 bit).
+    /// The content: an image (PNG, JPEG, TIFF, EXR, BMP, GIF, WebP), a video file, a folder of
+    /// frames, or a frame pattern such as shot/%05d.png.
     pub input: PathBuf,
 
     /// A painting whose style to transfer. Repeat it to blend several (see --style-blend).
@@ -29,18 +37,74 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
     pub style_blend: Vec<f64>,
 
-    /// The output image [default: INPUT's name + .stylized, beside it]; the extension picks the
-    /// format (.png, .jpg, .tif, .bmp, .webp).
+    /// The output [default: INPUT's name + .stylized, beside it]: an image (.png, .jpg, .tif,
+    /// .exr, .bmp, .webp), a video (.mp4, .mkv, .mov, .webm, .avi) or a frame pattern
+    /// (out/%05d.png).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Processing size: the long edge in pixels. The output has this size.
+    /// Processing size: the long edge in pixels. An image output has this size; a video keeps
+    /// its own size (see --output-size).
     #[arg(long, default_value_t = 512)]
     pub size: u32,
 
-    /// Maximum number of optimiser iterations (0 writes the initial image).
-    #[arg(short = 'n', long, default_value_t = 500)]
-    pub iterations: usize,
+    /// Video: iterations of the first frame, which starts cold (the others start from the
+    /// previous result and use --iterations).
+    #[arg(long, default_value_t = 500)]
+    pub first_frame_iterations: usize,
+
+    /// Video: render frames START:END only (positions from 0, END excluded; either may be left
+    /// out).
+    #[arg(long, value_name = "START:END")]
+    pub frames: Option<String>,
+
+    /// Frame-sequence input: frames per second (25, 29.97 or 30000/1001).
+    #[arg(long, default_value = "25")]
+    pub fps: String,
+
+    /// Video: long edge of the output [default: the input's size; the stylised frames are
+    /// scaled up].
+    #[arg(long, value_name = "PX")]
+    pub output_size: Option<u32>,
+
+    /// Frame-sequence output: bits per channel of PNG or TIFF frames.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(8..=16))]
+    pub bit_depth: u8,
+
+    /// Video output: codec (h264, h265, vp9, av1, prores, ffv1, or an ffmpeg encoder name)
+    /// [default: h264; vp9 for .webm].
+    #[arg(long)]
+    pub codec: Option<String>,
+
+    /// Video output: constant rate factor (quality; lower is better) [default: 18].
+    #[arg(long)]
+    pub crf: Option<f32>,
+
+    /// Video output: bit rate instead of a constant quality (e.g. 8M, 2500k).
+    #[arg(long)]
+    pub bitrate: Option<String>,
+
+    /// Video output: pixel format (yuv420p, yuv444p, yuv420p10le, ...) [default: yuv420p].
+    #[arg(long)]
+    pub pix_fmt: Option<String>,
+
+    /// Video output: leave the sound out.
+    #[arg(long)]
+    pub no_audio: bool,
+
+    /// Video: discard frames kept from an earlier run with other settings, instead of stopping.
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Video: keep the finished frames (16-bit PNG at the processing size) after the output is
+    /// complete.
+    #[arg(long)]
+    pub keep_frames: bool,
+
+    /// Maximum optimiser iterations per image, or per warm frame of a video (0 writes the
+    /// start) [default: 500 for images, 200 for warm video frames].
+    #[arg(short = 'n', long)]
+    pub iterations: Option<usize>,
 
     /// Content weight; the paper's α at a 512x512 processing size (α = this · 512² / (W·H)).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
@@ -176,6 +240,55 @@ pub enum OptimizerArg {
     Adam,
 }
 
+/// Iterations of a still image unless --iterations says otherwise.
+pub const STILL_ITERATIONS: usize = 500;
+
+/// Iterations of a warm video frame unless --iterations says otherwise.
+pub const WARM_ITERATIONS: usize = 200;
+
+fn parse_fps(text: &str) -> Result<Ratio> {
+    let bad = || Error::setting("--fps", text, "a frame rate such as 25, 29.97 or 30000/1001");
+    if let Some((n, d)) = text.split_once('/') {
+        let (n, d) = (n.trim().parse().map_err(|_| bad())?, d.trim().parse().map_err(|_| bad())?);
+        return Ok(Ratio::new(n, d));
+    }
+    let f: f64 = text.trim().parse().map_err(|_| bad())?;
+    if !(f.is_finite() && f > 0.0) {
+        return Err(bad());
+    }
+    // 29.97 → 30000/1001, as video people mean it.
+    for (n, d) in [(24000, 1001), (30000, 1001), (60000, 1001)] {
+        if (f - n as f64 / d as f64).abs() < 0.005 {
+            return Ok(Ratio::new(n, d));
+        }
+    }
+    Ok(Ratio::new((f * 1000.0).round() as i32, 1000))
+}
+
+fn parse_range(text: &str) -> Result<FrameRange> {
+    let bad = || Error::setting("--frames", text, "START:END, e.g. 0:48, 100: or :24");
+    let (a, b) = text.split_once(':').ok_or_else(bad)?;
+    let start = if a.trim().is_empty() { 0 } else { a.trim().parse().map_err(|_| bad())? };
+    let end = if b.trim().is_empty() { None } else { Some(b.trim().parse().map_err(|_| bad())?) };
+    Ok(FrameRange { start, end })
+}
+
+fn parse_bitrate(text: &str) -> Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let (digits, scale) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1e3),
+        Some('m') => (&t[..t.len() - 1], 1e6),
+        _ => (t.as_str(), 1.0),
+    };
+    let v: f64 = digits
+        .parse()
+        .map_err(|_| Error::setting("--bitrate", text, "a bit rate such as 8M or 2500k"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::setting("--bitrate", text, "must be above 0"));
+    }
+    Ok((v * scale).round() as u64)
+}
+
 fn layer(flag: &str, name: &str) -> Result<Layer> {
     Layer::named(name.trim()).ok_or_else(|| {
         let names: Vec<&str> = Layer::all_names().collect();
@@ -273,14 +386,14 @@ impl Args {
         };
         OptimizerSettings {
             kind,
-            iterations: self.iterations,
+            iterations: 0,
             tolerance: self.tolerance,
             patience: self.patience,
         }
     }
 
-    /// All the settings of a still-image run.
-    pub fn still(&self) -> Result<StillSettings> {
+    /// How the result looks, from the flags; `iterations` is the resolved iteration count.
+    pub fn style(&self, iterations: usize) -> Result<StyleSettings> {
         let blend = if self.style_blend.is_empty() {
             vec![1.0; self.styles.len()]
         } else if self.style_blend.len() == self.styles.len() {
@@ -297,8 +410,9 @@ impl Args {
             "noise" => Init::Noise,
             path => Init::Image(PathBuf::from(path)),
         };
-        Ok(StillSettings {
-            content: self.input.clone(),
+        let mut optimizer = self.optimizer();
+        optimizer.iterations = iterations;
+        Ok(StyleSettings {
             styles: self
                 .styles
                 .iter()
@@ -308,16 +422,74 @@ impl Args {
                     blend,
                 })
                 .collect(),
-            output: self
-                .output
-                .clone()
-                .unwrap_or_else(|| default_output(&self.input)),
             size: self.size,
             style_scale: self.style_scale,
             init,
             noise_ratio: self.init_noise,
             seed: self.seed,
             preserve_colors: self.preserve_colors,
+            loss: self.loss()?,
+            optimizer,
+            device: stylize_video::device::parse(&self.device)?,
+            weights: self
+                .weights
+                .clone()
+                .unwrap_or_else(Vgg19::default_weights_path),
+        })
+    }
+
+    /// All the settings of a video or frame-sequence run.
+    pub fn video(&self) -> Result<VideoSettings> {
+        Ok(VideoSettings {
+            input: self.input.clone(),
+            output: self
+                .output
+                .clone()
+                .unwrap_or_else(|| stylize_video::video::default_output(&self.input)),
+            style: self.style(self.iterations.unwrap_or(WARM_ITERATIONS))?,
+            first_frame_iterations: self.first_frame_iterations,
+            range: match &self.frames {
+                Some(text) => parse_range(text)?,
+                None => FrameRange::default(),
+            },
+            fps: parse_fps(&self.fps)?,
+            output_size: self.output_size,
+            bit_depth: match self.bit_depth {
+                8 => BitDepth::Eight,
+                16 => BitDepth::Sixteen,
+                d => return Err(Error::setting("--bit-depth", d, "8 or 16")),
+            },
+            encode: EncodeSettings {
+                codec: self.codec.clone(),
+                crf: self.crf,
+                bitrate: self.bitrate.as_deref().map(parse_bitrate).transpose()?,
+                pix_fmt: self.pix_fmt.clone(),
+                audio: !self.no_audio,
+            },
+            report: self.report.clone(),
+            overwrite: self.overwrite,
+            restart: self.restart,
+            keep_frames: self.keep_frames,
+        })
+    }
+
+    /// Whether the run is a still image: an image input and an image output.
+    pub fn is_still(&self) -> bool {
+        stylize_video::video::is_still_image(&self.input)
+            && !self
+                .output
+                .as_deref()
+                .is_some_and(stylize_video::video::is_sequence_output)
+    }
+
+    /// All the settings of a still-image run.
+    pub fn still(&self) -> Result<StillSettings> {
+        Ok(StillSettings {
+            content: self.input.clone(),
+            output: self
+                .output
+                .clone()
+                .unwrap_or_else(|| default_output(&self.input)),
             gif: self.gif.as_ref().map(|path| GifSettings {
                 path: path.clone(),
                 every: self.gif_every,
@@ -325,13 +497,7 @@ impl Args {
             }),
             report: self.report.clone(),
             overwrite: self.overwrite,
-            loss: self.loss()?,
-            optimizer: self.optimizer(),
-            device: stylize_video::device::parse(&self.device)?,
-            weights: self
-                .weights
-                .clone()
-                .unwrap_or_else(Vgg19::default_weights_path),
+            style: self.style(self.iterations.unwrap_or(STILL_ITERATIONS))?,
         })
     }
 }

@@ -4,15 +4,33 @@ mod args;
 mod bar;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use stylize_video::progress::Progress;
 use stylize_video::still::stylize_image;
+use stylize_video::video::stylize_video;
+use stylize_video::Error;
+
+/// Set by the first Ctrl-C: the run stops after the frame in flight, keeping finished frames.
+static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
-    match run(&args) {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: leave at once.
+            std::process::exit(130);
+        }
+        eprintln!("\nstylize-video: stopping after the frame in flight (Ctrl-C again to quit now)");
+    });
+    let result = if args.is_still() { still(&args) } else { video(&args) };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ Error::Interrupted(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -20,7 +38,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &args::Args) -> stylize_video::Result<()> {
+fn still(args: &args::Args) -> stylize_video::Result<()> {
     let settings = args.still()?;
     settings.validate()?;
     let mut bar = bar::Bar::new(args.quiet);
@@ -28,8 +46,8 @@ fn run(args: &args::Args) -> stylize_video::Result<()> {
         "{} -> {} with {} painting(s) on {}",
         settings.content.display(),
         settings.output.display(),
-        settings.styles.len(),
-        stylize_video::device::describe(settings.device)
+        settings.style.styles.len(),
+        stylize_video::device::describe(settings.style.device)
     ));
     let summary = stylize_image(&settings, &mut bar)?;
     let o = &summary.outcome;
@@ -48,6 +66,44 @@ fn run(args: &args::Args) -> stylize_video::Result<()> {
     if let (Some(frames), Some(gif)) = (summary.gif_frames, &settings.gif) {
         bar.log(&format!("wrote {} ({frames} frames)", gif.path.display()));
     }
+    if let Some(report) = &settings.report {
+        bar.log(&format!("wrote {}", report.display()));
+    }
+    Ok(())
+}
+
+fn video(args: &args::Args) -> stylize_video::Result<()> {
+    let settings = args.video()?;
+    settings.validate()?;
+    let mut bar = bar::Bar::new(args.quiet);
+    bar.log(&format!(
+        "{} -> {} with {} painting(s) on {}",
+        settings.input.display(),
+        settings.output.display(),
+        settings.style.styles.len(),
+        stylize_video::device::describe(settings.style.device)
+    ));
+    let summary = stylize_video(&settings, &mut bar, &STOP)?;
+    let o = &summary.outcome;
+    bar.log(&format!("source: {}", summary.source));
+    let stylized = o.frames - o.resumed;
+    bar.log(&format!(
+        "{} frame(s) at {}x{} ({} resumed, {stylized} stylised) in {:.1} s: {:.2} frames/s, {:.0}% of the time optimising; iterations: first frame {}, warm frames {}",
+        o.frames,
+        summary.processing.0,
+        summary.processing.1,
+        o.resumed,
+        o.seconds,
+        stylized as f64 / o.seconds.max(1e-9),
+        100.0 * o.stylize_seconds / o.seconds.max(1e-9),
+        o.first_frame_iterations.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+        if o.warm_iterations.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.1} on average", o.warm_iterations.iter().sum::<usize>() as f64 / o.warm_iterations.len() as f64)
+        }
+    ));
+    bar.log(&format!("wrote {}", settings.output.display()));
     if let Some(report) = &settings.report {
         bar.log(&format!("wrote {}", report.display()));
     }

@@ -1,0 +1,474 @@
+//! Encoding stylised frames into a video file with the source's timestamps, aspect and sound.
+//! The file is written under a temporary name beside the output and renamed when complete.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg::util::color;
+use ffmpeg::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
+
+use super::{init, rational, set_colorspace, space_of, sws_matrix, video_error};
+use crate::error::{Error, Result};
+use crate::frames::{Frame, FrameSink, SourceInfo};
+pub use crate::video::EncodeSettings;
+
+/// Default constant rate factor.
+pub const DEFAULT_CRF: f32 = 18.0;
+
+/// The encoder for a codec name, and a short name for messages.
+fn find_encoder(name: &str) -> Option<(ffmpeg::Codec, String)> {
+    let candidates: &[&str] = match name {
+        "h264" | "avc" | "x264" => &["libx264", "h264"],
+        "h265" | "hevc" | "x265" => &["libx265", "hevc"],
+        "vp9" => &["libvpx-vp9", "vp9"],
+        "vp8" => &["libvpx", "vp8"],
+        "av1" => &["libsvtav1", "libaom-av1", "librav1e", "av1"],
+        "prores" => &["prores_ks", "prores"],
+        "ffv1" => &["ffv1"],
+        other => return encoder::find_by_name(other).map(|c| (c, other.to_string())),
+    };
+    candidates
+        .iter()
+        .find_map(|n| encoder::find_by_name(n).map(|c| (c, (*n).to_string())))
+}
+
+/// The muxer's name for an output path's extension.
+fn container_of(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "mp4" | "m4v" => "mp4",
+        "mkv" => "matroska",
+        "mov" => "mov",
+        "webm" => "webm",
+        "avi" => "avi",
+        _ => return None,
+    })
+}
+
+/// Whether `path` names a video output this sink can write.
+pub fn is_video_output(path: &Path) -> bool {
+    container_of(path).is_some()
+}
+
+fn supports(output: &format::context::Output, id: codec::Id) -> bool {
+    unsafe {
+        ffmpeg::ffi::avformat_query_codec(
+            (*output.as_ptr()).oformat,
+            id.into(),
+            ffmpeg::ffi::FF_COMPLIANCE_NORMAL,
+        ) == 1
+    }
+}
+
+/// Sound carried over from the source.
+struct Audio {
+    input: format::context::Input,
+    in_stream: usize,
+    in_time_base: Rational,
+    out_stream: usize,
+    /// Source time (in its time base) that becomes 0 in the output.
+    start: i64,
+    /// Whether the whole source is rendered (all the sound is kept), or a range (the sound is
+    /// cut at the last frame's end).
+    whole: bool,
+    done: bool,
+}
+
+/// A video file being written.
+pub struct VideoSink {
+    path: PathBuf,
+    temporary: PathBuf,
+    output: format::context::Output,
+    encoder: encoder::Video,
+    stream: usize,
+    time_base: Rational,
+    scaler: scaling::Context,
+    processing: (u32, u32),
+    /// Source time of the first frame written (becomes 0).
+    offset: i64,
+    durations: HashMap<i64, i64>,
+    end_seconds: f64,
+    audio: Option<Audio>,
+    frames: usize,
+}
+
+/// What a sink made of the settings, for the log.
+pub struct EncodePlan {
+    /// The encoder's name.
+    pub encoder: String,
+    /// The pixel format.
+    pub pix_fmt: String,
+    /// Size of the encoded pictures.
+    pub size: (u32, u32),
+    /// Whether sound is copied, re-encoded or absent.
+    pub audio: &'static str,
+    /// Remarks (odd sizes, ...).
+    pub notes: Vec<String>,
+}
+
+impl VideoSink {
+    /// Opens `path` for writing (under a temporary name): frames of `processing` size are scaled
+    /// to `size`; timing and aspect come from `info`; sound, if asked for, from `input`. Source
+    /// time `start_pts` becomes 0; unless `whole`, sound ends with the last frame.
+    pub fn create(
+        path: &Path,
+        input: &Path,
+        info: &SourceInfo,
+        processing: (u32, u32),
+        size: (u32, u32),
+        start_pts: i64,
+        whole: bool,
+        settings: &EncodeSettings,
+    ) -> Result<(Self, EncodePlan)> {
+        init();
+        let container = container_of(path).ok_or_else(|| {
+            Error::output(path, "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi")
+        })?;
+        let temporary = temporary_path(path);
+        let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
+        let mut output = format::output_as(&temporary, container)
+            .map_err(|e| fail("cannot create the output", e))?;
+        let codec_name = settings
+            .codec
+            .clone()
+            .unwrap_or_else(|| if container == "webm" { "vp9" } else { "h264" }.to_string());
+        let (codec, encoder_name) = find_encoder(&codec_name).ok_or_else(|| {
+            Error::setting("--codec", &codec_name, "no such encoder in this ffmpeg build")
+        })?;
+        if !supports(&output, codec.id()) {
+            return Err(Error::setting(
+                "--codec",
+                &codec_name,
+                format!(
+                    "the {container} container of '{}' cannot hold it; choose another codec or container (.mkv holds most)",
+                    path.display()
+                ),
+            ));
+        }
+        let video = codec
+            .video()
+            .map_err(|e| fail("the codec is not a video codec", e))?;
+        let supported: Vec<Pixel> = video.formats().map(|f| f.collect()).unwrap_or_default();
+        let pix_fmt = match &settings.pix_fmt {
+            Some(name) => {
+                let p: Pixel = name.parse().map_err(|_| {
+                    Error::setting("--pix-fmt", name, "not a pixel format ffmpeg knows")
+                })?;
+                if !supported.is_empty() && !supported.contains(&p) {
+                    return Err(Error::setting(
+                        "--pix-fmt",
+                        name,
+                        format!("{encoder_name} cannot encode it"),
+                    ));
+                }
+                p
+            }
+            None if supported.is_empty() || supported.contains(&Pixel::YUV420P) => Pixel::YUV420P,
+            None => supported[0],
+        };
+        let descriptor = pix_fmt
+            .descriptor()
+            .ok_or_else(|| Error::setting("--pix-fmt", format!("{pix_fmt:?}"), "unknown"))?;
+        let mut notes = Vec::new();
+        let (mut cw, mut ch) = size;
+        if descriptor.log2_chroma_w() > 0 && cw % 2 == 1 {
+            cw += 1;
+        }
+        if descriptor.log2_chroma_h() > 0 && ch % 2 == 1 {
+            ch += 1;
+        }
+        if (cw, ch) != size {
+            notes.push(format!(
+                "{}x{} is odd and {} needs even sizes: encoded at {cw}x{ch} (scaled by one pixel); \
+                 --pix-fmt yuv444p keeps the size",
+                size.0,
+                size.1,
+                descriptor.name()
+            ));
+        }
+
+        let global_header = output.format().flags().contains(format::Flags::GLOBAL_HEADER);
+        let mut ost = output
+            .add_stream(codec)
+            .map_err(|e| fail("cannot add the video stream", e))?;
+        let stream = ost.index();
+        let mut context = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(|e| fail("cannot set up the encoder", e))?;
+        let time_base = rational(info.time_base);
+        context.set_width(cw);
+        context.set_height(ch);
+        context.set_format(pix_fmt);
+        context.set_time_base(time_base);
+        context.set_frame_rate(Some(rational(info.frame_rate)));
+        context.set_aspect_ratio(rational(info.sample_aspect_ratio));
+        let matrix = sws_matrix(color::Space::Unspecified, ch);
+        let rgb_codec = matches!(descriptor.name(), n if n.starts_with("gbr") || n.starts_with("rgb") || n.starts_with("bgr"));
+        if !rgb_codec {
+            context.set_colorspace(space_of(matrix));
+            context.set_color_range(color::Range::MPEG);
+        }
+        if global_header {
+            context.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
+        let mut options = Dictionary::new();
+        match settings.bitrate {
+            Some(b) => context.set_bit_rate(b as usize),
+            None => {
+                if matches!(encoder_name.as_str(), "libx264" | "libx265" | "libvpx-vp9" | "libvpx" | "libaom-av1" | "libsvtav1") {
+                    options.set("crf", &settings.crf.unwrap_or(DEFAULT_CRF).to_string());
+                    if encoder_name.starts_with("libvpx") || encoder_name == "libaom-av1" {
+                        options.set("b", "0");
+                    }
+                }
+            }
+        }
+        if encoder_name == "libx264" || encoder_name == "libx265" {
+            options.set("preset", "medium");
+        }
+        if encoder_name == "libx265" {
+            options.set("x265-params", "log-level=error");
+        }
+        let encoder = context
+            .open_with(options)
+            .map_err(|e| fail(&format!("cannot open the {encoder_name} encoder"), e))?;
+        ost.set_parameters(&encoder);
+        ost.set_time_base(time_base);
+        ost.set_avg_frame_rate(rational(info.frame_rate));
+        unsafe {
+            let par = (*ost.as_mut_ptr()).codecpar;
+            (*par).sample_aspect_ratio = rational(info.sample_aspect_ratio).into();
+            (*ost.as_mut_ptr()).sample_aspect_ratio = rational(info.sample_aspect_ratio).into();
+        }
+
+        let mut audio_plan = "none";
+        let audio = if settings.audio && info.has_audio {
+            let a = Audio::open(input, &mut output, start_pts, whole, info)?;
+            audio_plan = "copied";
+            Some(a)
+        } else {
+            None
+        };
+
+        let mut scaler = scaling::Context::get(
+            Pixel::RGB48LE,
+            processing.0,
+            processing.1,
+            pix_fmt,
+            cw,
+            ch,
+            scaling::Flags::LANCZOS | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INP,
+        )
+        .map_err(|e| fail("cannot convert frames for the encoder", e))?;
+        set_colorspace(&mut scaler, matrix, true, matrix, false);
+        output
+            .write_header()
+            .map_err(|e| fail("cannot write the container header", e))?;
+        let plan = EncodePlan {
+            encoder: encoder_name,
+            pix_fmt: descriptor.name().to_string(),
+            size: (cw, ch),
+            audio: audio_plan,
+            notes,
+        };
+        Ok((
+            VideoSink {
+                path: path.to_path_buf(),
+                temporary,
+                output,
+                encoder,
+                stream,
+                time_base,
+                scaler,
+                processing,
+                offset: start_pts,
+                durations: HashMap::new(),
+                end_seconds: 0.0,
+                audio,
+                frames: 0,
+            },
+            plan,
+        ))
+    }
+
+    fn rgb48(&self, frame: &Frame) -> frame::Video {
+        let (w, h) = self.processing;
+        assert_eq!(frame.image.dimensions(), (w, h), "frames come at the processing size");
+        let mut rgb = frame::Video::new(Pixel::RGB48LE, w, h);
+        let stride = rgb.stride(0);
+        let data = rgb.data_mut(0);
+        for (y, row) in frame.image.as_raw().chunks_exact(w as usize * 3).enumerate() {
+            let line = &mut data[y * stride..y * stride + w as usize * 6];
+            for (dst, v) in line.chunks_exact_mut(2).zip(row) {
+                let q = (v.clamp(0.0, 1.0) * 65535.0).round() as u16;
+                dst.copy_from_slice(&q.to_le_bytes());
+            }
+        }
+        rgb
+    }
+
+    /// Writes every packet the encoder has ready, with the sound that comes before it.
+    fn drain(&mut self) -> Result<()> {
+        let ost_time_base = self.output.stream(self.stream).expect("added").time_base();
+        let mut packet = Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            if let Some(pts) = packet.pts() {
+                if let Some(d) = self.durations.remove(&pts) {
+                    packet.set_duration(d);
+                }
+            }
+            packet.set_stream(self.stream);
+            packet.rescale_ts(self.time_base, ost_time_base);
+            if let (Some(audio), Some(dts)) = (self.audio.as_mut(), packet.dts()) {
+                let seconds = dts as f64 * f64::from(ost_time_base);
+                audio.copy_until(&mut self.output, seconds, &self.path)?;
+            }
+            packet
+                .write_interleaved(&mut self.output)
+                .map_err(|e| video_error(&self.path, "cannot write a video packet", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl FrameSink for VideoSink {
+    fn write(&mut self, frame: &Frame) -> Result<()> {
+        let rgb = self.rgb48(frame);
+        let mut picture = frame::Video::empty();
+        self.scaler
+            .run(&rgb, &mut picture)
+            .map_err(|e| video_error(&self.path, "cannot convert a frame for the encoder", e))?;
+        let pts = frame.pts - self.offset;
+        picture.set_pts(Some(pts));
+        self.durations.insert(pts, frame.duration);
+        self.end_seconds = (pts + frame.duration) as f64 * f64::from(self.time_base);
+        self.encoder
+            .send_frame(&picture)
+            .map_err(|e| video_error(&self.path, "the encoder refused a frame", e))?;
+        self.frames += 1;
+        self.drain()
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.encoder
+            .send_eof()
+            .map_err(|e| video_error(&self.path, "cannot flush the encoder", e))?;
+        self.drain()?;
+        if let Some(audio) = self.audio.as_mut() {
+            // All the sound when the whole source was rendered, else up to the last frame's end.
+            let until = if audio.whole { f64::INFINITY } else { self.end_seconds };
+            audio.copy_until(&mut self.output, until, &self.path)?;
+        }
+        self.output
+            .write_trailer()
+            .map_err(|e| video_error(&self.path, "cannot complete the file", e))?;
+        let (temporary, path) = (self.temporary.clone(), self.path.clone());
+        drop(self);
+        std::fs::rename(&temporary, &path).map_err(|source| Error::Io {
+            action: "cannot rename the finished video to",
+            path,
+            source,
+        })
+    }
+}
+
+/// The temporary name a video is written under: beside it, hidden, with the same extension so
+/// that an interrupted file can still be opened.
+pub fn temporary_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{stem}.partial.{ext}"))
+}
+
+impl Audio {
+    fn open(
+        input: &Path,
+        output: &mut format::context::Output,
+        start_pts: i64,
+        whole: bool,
+        info: &SourceInfo,
+    ) -> Result<Self> {
+        let source = format::input(&input).map_err(|e| video_error(input, "cannot reopen for its sound", e))?;
+        let stream = source
+            .streams()
+            .best(media::Type::Audio)
+            .ok_or_else(|| Error::video(input, "its sound stream went missing"))?;
+        let (in_stream, in_time_base) = (stream.index(), stream.time_base());
+        let parameters = stream.parameters();
+        let id = parameters.id();
+        if !supports(output, id) {
+            return Err(Error::output(
+                input,
+                format!(
+                    "the output container cannot hold this {:?} sound; use --no-audio or a .mkv output",
+                    id
+                ),
+            ));
+        }
+        let mut ost = output
+            .add_stream(encoder::find(codec::Id::None))
+            .map_err(|e| video_error(input, "cannot add the sound stream", e))?;
+        ost.set_parameters(parameters);
+        unsafe {
+            (*ost.parameters().as_mut_ptr()).codec_tag = 0;
+        }
+        let out_stream = ost.index();
+        // Video times (source time base) to sound times.
+        let to_audio = |t: i64| {
+            let seconds = t as f64 * info.time_base.as_f64();
+            (seconds / f64::from(in_time_base)).round() as i64
+        };
+        Ok(Audio {
+            input: source,
+            in_stream,
+            in_time_base,
+            out_stream,
+            start: to_audio(start_pts),
+            whole,
+            done: false,
+        })
+    }
+
+    /// Copies sound packets up to `seconds` of output time.
+    fn copy_until(&mut self, output: &mut format::context::Output, seconds: f64, path: &Path) -> Result<()> {
+        let out_time_base = output.stream(self.out_stream).expect("added").time_base();
+        while !self.done {
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => {
+                    self.done = true;
+                    break;
+                }
+                Err(_) => continue,
+            }
+            if packet.stream() != self.in_stream {
+                continue;
+            }
+            let Some(pts) = packet.pts().or(packet.dts()) else {
+                continue;
+            };
+            if pts < self.start {
+                continue;
+            }
+            let shift = |t: Option<i64>| t.map(|t| t - self.start);
+            packet.set_pts(shift(packet.pts()));
+            packet.set_dts(shift(packet.dts()));
+            packet.set_stream(self.out_stream);
+            packet.set_position(-1);
+            packet.rescale_ts(self.in_time_base, out_time_base);
+            let at = packet.dts().unwrap_or(0) as f64 * f64::from(out_time_base);
+            packet
+                .write_interleaved(output)
+                .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
+            if at > seconds {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

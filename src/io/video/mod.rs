@@ -1,0 +1,85 @@
+//! Video files through ffmpeg (ffmpeg-next): decoding to upright RGB frames, encoding stylised
+//! frames with the source's timing, sound and aspect. Behind the `video` cargo feature.
+
+pub mod decode;
+pub mod encode;
+
+use std::path::Path;
+use std::sync::Once;
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg::util::color;
+
+use crate::error::Error;
+use crate::frames::Ratio;
+
+/// Initialises ffmpeg once per process and keeps its own log quiet: problems reach the user
+/// through this crate's errors and warnings instead.
+pub(crate) fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        ffmpeg::init().expect("ffmpeg initialises");
+        ffmpeg::log::set_level(ffmpeg::log::Level::Fatal);
+    });
+}
+
+pub(crate) fn ratio(r: ffmpeg::Rational) -> Ratio {
+    Ratio::new(r.numerator(), r.denominator())
+}
+
+pub(crate) fn rational(r: Ratio) -> ffmpeg::Rational {
+    ffmpeg::Rational::new(r.num, r.den)
+}
+
+pub(crate) fn video_error(path: &Path, what: &str, e: ffmpeg::Error) -> Error {
+    Error::video(path, format!("{what}: {e}"))
+}
+
+/// The YUV matrix of a stream, as swscale names it: the stream's own, or by size when unsaid
+/// (BT.709 from 720 lines up, BT.601 below, as players assume).
+pub(crate) fn sws_matrix(space: color::Space, height: u32) -> i32 {
+    use ffmpeg::ffi::{SWS_CS_BT2020, SWS_CS_FCC, SWS_CS_ITU601, SWS_CS_ITU709, SWS_CS_SMPTE240M};
+    match space {
+        color::Space::BT709 => SWS_CS_ITU709,
+        color::Space::BT470BG | color::Space::SMPTE170M => SWS_CS_ITU601,
+        color::Space::SMPTE240M => SWS_CS_SMPTE240M,
+        color::Space::FCC => SWS_CS_FCC,
+        color::Space::BT2020NCL | color::Space::BT2020CL => SWS_CS_BT2020,
+        _ if height >= 720 => SWS_CS_ITU709,
+        _ => SWS_CS_ITU601,
+    }
+}
+
+/// The colour space tag that goes with a swscale matrix.
+pub(crate) fn space_of(matrix: i32) -> color::Space {
+    use ffmpeg::ffi::{SWS_CS_BT2020, SWS_CS_ITU709};
+    match matrix {
+        SWS_CS_ITU709 => color::Space::BT709,
+        SWS_CS_BT2020 => color::Space::BT2020NCL,
+        _ => color::Space::SMPTE170M,
+    }
+}
+
+/// Sets the YUV matrix and ranges a scaler converts with (swscale assumes BT.601 otherwise).
+pub(crate) fn set_colorspace(
+    scaler: &mut ffmpeg::software::scaling::Context,
+    src_matrix: i32,
+    src_full_range: bool,
+    dst_matrix: i32,
+    dst_full_range: bool,
+) {
+    unsafe {
+        let src = ffmpeg::ffi::sws_getCoefficients(src_matrix);
+        let dst = ffmpeg::ffi::sws_getCoefficients(dst_matrix);
+        ffmpeg::ffi::sws_setColorspaceDetails(
+            scaler.as_mut_ptr(),
+            src,
+            i32::from(src_full_range),
+            dst,
+            i32::from(dst_full_range),
+            0,
+            1 << 16,
+            1 << 16,
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! The frame pipeline, and the only place with threads and channels: a decoding thread, the
+//! stylizer on the calling thread (one device stream, strictly in frame order, each frame
+//! warm-started from the previous result), and an encoding thread, joined by bounded channels so
+//! that the device never waits on the codec and memory stays bounded.
+//!
+//! When a stage fails, the error that caused it is the one returned, not a closed channel.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread;
+use std::time::Instant;
+
+use image::Rgb32FImage;
+use tch::Tensor;
+
+use crate::engine::preprocess::{self, from_network, to_network};
+use crate::engine::stylizer::{Outcome, StopReason, Stylizer};
+use crate::error::{Error, Result};
+use crate::frames::{Frame, FrameSink, FrameSource, SourceInfo};
+use crate::kept::KeptFrames;
+use crate::progress::Progress;
+use crate::settings::StyleSettings;
+
+/// Frames in flight between two stages.
+const CHANNEL_DEPTH: usize = 4;
+
+/// Which frames of the source to render: `start..end` by position, from 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub struct FrameRange {
+    /// First frame.
+    pub start: usize,
+    /// One past the last frame; `None`: to the end.
+    pub end: Option<usize>,
+}
+
+impl FrameRange {
+    fn contains(&self, index: usize) -> bool {
+        index >= self.start && self.end.is_none_or(|e| index < e)
+    }
+}
+
+/// One frame's stylisation, as the pipeline reports it.
+pub struct FrameDone<'a> {
+    /// The frame, at the processing size, as it goes to the sink.
+    pub frame: &'a Frame,
+    /// Its position in the output, from 0.
+    pub position: usize,
+    /// The optimisation, or `None` for a frame taken from an earlier run.
+    pub outcome: Option<&'a Outcome>,
+    /// Seconds the optimisation took.
+    pub seconds: f64,
+    /// Whether it started from the previous frame's result.
+    pub warm: bool,
+}
+
+/// What the pipeline needs besides its source and sink.
+pub struct PipelineJob<'a> {
+    /// The stylizer (style target made once, for the whole run).
+    pub stylizer: &'a Stylizer<'a>,
+    /// How the result looks (start of the first frame, colours).
+    pub style: &'a StyleSettings,
+    /// Iterations of a frame without a previous result to start from.
+    pub first_frame_iterations: usize,
+    /// Frames to render.
+    pub range: FrameRange,
+    /// Frames kept so far, if the run keeps them (and how many are there already).
+    pub kept: Option<(&'a KeptFrames, usize)>,
+    /// Set from outside (Ctrl-C) to stop after the frame in flight, keeping finished frames.
+    pub stop: &'a AtomicBool,
+}
+
+/// What a pipeline run did.
+#[derive(Debug, Default)]
+pub struct PipelineOutcome {
+    /// Frames written to the sink.
+    pub frames: usize,
+    /// Of which taken from kept frames.
+    pub resumed: usize,
+    /// Seconds spent optimising.
+    pub stylize_seconds: f64,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+    /// Iterations of the cold first frame, if one was stylised.
+    pub first_frame_iterations: Option<usize>,
+    /// Iterations of each warm frame.
+    pub warm_iterations: Vec<usize>,
+    /// Whether `stop` ended the run early.
+    pub interrupted: bool,
+    /// Messages from the source (damage) and the sink (encoding notes).
+    pub warnings: Vec<String>,
+    /// The source, as it described itself.
+    pub info: Option<SourceInfo>,
+}
+
+enum Decoded {
+    Info(SourceInfo),
+    Frame(Frame),
+    Warning(String),
+    Failed(Error),
+}
+
+enum Styled {
+    /// A finished frame; `keep` carries the raw result to keep, when it is new.
+    Frame { frame: Frame, position: usize, keep: Option<Rgb32FImage> },
+    /// Stop without completing the output.
+    Abort,
+}
+
+/// Runs the pipeline: `open_source` opens the source in the decoding thread (sources need not
+/// be `Send`); `open_sink` opens the sink in the encoding thread when the first frame arrives;
+/// `on_frame` hears of every finished frame. Returns when the sink has completed its output.
+pub fn run<S, K>(
+    open_source: S,
+    open_sink: K,
+    job: &PipelineJob<'_>,
+    progress: &mut dyn Progress,
+    mut on_frame: impl FnMut(&FrameDone<'_>),
+) -> Result<PipelineOutcome>
+where
+    S: FnOnce() -> Result<Box<dyn FrameSource>> + Send + 'static,
+    K: FnOnce(&SourceInfo, &Frame) -> Result<(Box<dyn FrameSink>, Vec<String>)> + Send + 'static,
+{
+    let started = Instant::now();
+    let range = job.range;
+    let (decoded_tx, decoded_rx) = sync_channel::<Decoded>(CHANNEL_DEPTH);
+    let decoder = thread::Builder::new()
+        .name("decode".into())
+        .spawn(move || decode(open_source, range, decoded_tx))
+        .expect("a thread starts");
+
+    let info = match decoded_rx.recv() {
+        Ok(Decoded::Info(info)) => info,
+        Ok(Decoded::Failed(e)) => return Err(e),
+        _ => return Err(Error::NonFinite("the decoder stopped without a word".into())),
+    };
+    let (styled_tx, styled_rx) = sync_channel::<Styled>(CHANNEL_DEPTH);
+    let kept = job.kept.map(|(k, _)| k.clone());
+    let sink_info = info.clone();
+    let encoder = thread::Builder::new()
+        .name("encode".into())
+        .spawn(move || encode(open_sink, sink_info, kept, styled_rx))
+        .expect("a thread starts");
+
+    let total = info
+        .frames
+        .map(|n| n.min(range.end.unwrap_or(usize::MAX)).saturating_sub(range.start));
+    progress.begin("frames", total.unwrap_or(0) as u64);
+    let mut outcome = PipelineOutcome {
+        info: Some(info.clone()),
+        ..PipelineOutcome::default()
+    };
+    let result = stylize_all(job, &decoded_rx, &styled_tx, progress, &mut outcome, &mut on_frame);
+    progress.end();
+    if result.is_err() || outcome.interrupted {
+        let _ = styled_tx.send(Styled::Abort);
+    }
+    drop(styled_tx);
+    drop(decoded_rx);
+    let encoded = encoder.join().expect("the encoding thread does not panic");
+    let _ = decoder.join();
+    // The first failure is the one to report: a stage that failed makes the others stop.
+    match (result, encoded) {
+        (Err(e), _) if !matches!(e, Error::Interrupted(_)) => return Err(e),
+        (_, Err(e)) => return Err(e),
+        (Err(e), _) => return Err(e),
+        (Ok(()), Ok(notes)) => {
+            for n in &notes {
+                progress.log(n);
+            }
+            outcome.warnings.extend(notes);
+        }
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+/// The decoding thread.
+fn decode<S>(open_source: S, range: FrameRange, tx: SyncSender<Decoded>)
+where
+    S: FnOnce() -> Result<Box<dyn FrameSource>>,
+{
+    let mut source = match open_source() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Decoded::Failed(e));
+            return;
+        }
+    };
+    if tx.send(Decoded::Info(source.info().clone())).is_err() {
+        return;
+    }
+    let mut delivered = 0;
+    loop {
+        let next = source.next_frame();
+        for w in source.warnings() {
+            if tx.send(Decoded::Warning(w)).is_err() {
+                return;
+            }
+        }
+        let message = match next {
+            Ok(Some(frame)) if range.contains(frame.index) => {
+                delivered += 1;
+                Decoded::Frame(frame)
+            }
+            Ok(Some(frame)) if range.end.is_some_and(|e| frame.index >= e) => break,
+            Ok(Some(_)) => continue,
+            Ok(None) if delivered == 0 => Decoded::Failed(Error::setting(
+                "--frames",
+                format!("{}:{}", range.start, range.end.map(|e| e.to_string()).unwrap_or_default()),
+                "the source has no frame in this range",
+            )),
+            Ok(None) => break,
+            Err(e) => Decoded::Failed(e),
+        };
+        let last = matches!(message, Decoded::Failed(_));
+        if tx.send(message).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The encoding thread: keeps new frames, writes every frame to the sink, completes it.
+fn encode<K>(
+    open_sink: K,
+    info: SourceInfo,
+    kept: Option<KeptFrames>,
+    rx: Receiver<Styled>,
+) -> Result<Vec<String>>
+where
+    K: FnOnce(&SourceInfo, &Frame) -> Result<(Box<dyn FrameSink>, Vec<String>)>,
+{
+    let mut open_sink = Some(open_sink);
+    let mut sink: Option<Box<dyn FrameSink>> = None;
+    let mut notes = Vec::new();
+    for message in rx {
+        match message {
+            Styled::Frame { frame, position, keep } => {
+                if let (Some(image), Some(kept)) = (keep, &kept) {
+                    kept.save(position, &image)?;
+                }
+                if sink.is_none() {
+                    let open = open_sink.take().expect("opened once");
+                    let (s, n) = open(&info, &frame)?;
+                    notes.extend(n);
+                    sink = Some(s);
+                }
+                sink.as_mut().expect("opened above").write(&frame)?;
+            }
+            Styled::Abort => return Ok(notes),
+        }
+    }
+    match sink {
+        Some(s) => s.finish()?,
+        None => return Err(Error::NonFinite("no frame reached the output".into())),
+    }
+    Ok(notes)
+}
+
+/// The stylizer loop, on the calling thread.
+fn stylize_all(
+    job: &PipelineJob<'_>,
+    decoded: &Receiver<Decoded>,
+    styled: &SyncSender<Styled>,
+    progress: &mut dyn Progress,
+    outcome: &mut PipelineOutcome,
+    on_frame: &mut dyn FnMut(&FrameDone<'_>),
+) -> Result<()> {
+    let device = job.style.device;
+    let (kept, already) = match job.kept {
+        Some((k, n)) => (Some(k), n),
+        None => (None, 0),
+    };
+    let mut previous: Option<Tensor> = None;
+    let mut init_image: Option<Option<Rgb32FImage>> = None;
+    let mut position = 0usize;
+    let mut loss_so_far = f64::NAN;
+    for message in decoded {
+        let frame = match message {
+            Decoded::Frame(f) => f,
+            Decoded::Warning(w) => {
+                progress.log(&w);
+                outcome.warnings.push(w);
+                continue;
+            }
+            Decoded::Failed(e) => return Err(e),
+            Decoded::Info(_) => continue,
+        };
+        if job.stop.load(Ordering::SeqCst) {
+            outcome.interrupted = true;
+            return Err(interrupted(outcome, kept));
+        }
+        let content_image = frame.image.clone();
+        let (raw, keep, done) = if position < already {
+            let kept = kept.expect("frames kept");
+            let raw = kept.load(position)?;
+            if raw.dimensions() != content_image.dimensions() {
+                return Err(Error::output(
+                    kept.path(position),
+                    "a kept frame has another size than the processing size",
+                ));
+            }
+            // The next frame starts from here.
+            if position + 1 == already {
+                previous = Some(to_network(&raw, device));
+            }
+            outcome.resumed += 1;
+            (raw, None, None)
+        } else {
+            let content = to_network(&content_image, device);
+            let warm = previous.is_some();
+            let (init, iterations) = match previous.take() {
+                Some(p) => (p, job.style.optimizer.iterations),
+                None => {
+                    let (w, h) = content_image.dimensions();
+                    let image = match &init_image {
+                        Some(i) => i.clone(),
+                        None => {
+                            let i = job.style.load_init_image(w, h)?;
+                            init_image = Some(i.clone());
+                            i
+                        }
+                    };
+                    (
+                        job.style.initial_image(&content, image.as_ref()),
+                        job.first_frame_iterations,
+                    )
+                }
+            };
+            let started = Instant::now();
+            let stop = job.stop;
+            let frames_done = outcome.frames as u64;
+            let result = job.stylizer.run_for(&content, &init, iterations, |it| {
+                if it.iteration % 5 == 0 {
+                    progress.advance(frames_done, it.terms.total);
+                }
+                if stop.load(Ordering::SeqCst) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })?;
+            let seconds = started.elapsed().as_secs_f64();
+            if result.stop == StopReason::Callback {
+                outcome.interrupted = true;
+                return Err(interrupted(outcome, kept));
+            }
+            outcome.stylize_seconds += seconds;
+            if warm {
+                outcome.warm_iterations.push(result.iterations);
+            } else {
+                outcome.first_frame_iterations.get_or_insert(result.iterations);
+            }
+            if result.recoveries > 0 {
+                let w = format!(
+                    "frame {}: met non-finite values {} time(s); stepped back each time",
+                    frame.index, result.recoveries
+                );
+                progress.log(&w);
+                outcome.warnings.push(w);
+            }
+            loss_so_far = result.best.total;
+            let raw = from_network(&result.image)?;
+            previous = Some(result.image.shallow_clone());
+            (raw.clone(), Some(raw), Some((result, seconds, warm)))
+        };
+        let shown = if job.style.preserve_colors {
+            preprocess::preserve_colors(&raw, &content_image)
+        } else {
+            raw
+        };
+        let out = Frame {
+            image: shown,
+            ..frame
+        };
+        on_frame(&FrameDone {
+            frame: &out,
+            position,
+            outcome: done.as_ref().map(|(o, _, _)| o),
+            seconds: done.as_ref().map(|(_, s, _)| *s).unwrap_or(0.0),
+            warm: done.as_ref().is_some_and(|(_, _, w)| *w),
+        });
+        let keep = if kept.is_some() { keep } else { None };
+        if styled
+            .send(Styled::Frame {
+                frame: out,
+                position,
+                keep,
+            })
+            .is_err()
+        {
+            // The encoder stopped: its error is the one to report.
+            return Ok(());
+        }
+        position += 1;
+        outcome.frames += 1;
+        progress.advance(outcome.frames as u64, loss_so_far);
+    }
+    Ok(())
+}
+
+fn interrupted(outcome: &PipelineOutcome, kept: Option<&KeptFrames>) -> Error {
+    Error::Interrupted(match kept {
+        Some(k) => format!(
+            "stopped after {} frame(s); finished frames are kept in '{}': run the same command again to resume",
+            outcome.frames,
+            k.dir().display()
+        ),
+        None => format!("stopped after {} frame(s)", outcome.frames),
+    })
+}

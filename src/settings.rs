@@ -1,0 +1,200 @@
+//! The settings a still image and a video share: the paintings, the processing size, the start,
+//! the loss and the optimiser; with the work they share (loading the paintings, making the start).
+
+use std::path::{Path, PathBuf};
+
+use image::Rgb32FImage;
+use serde_json::{json, Map, Value};
+use tch::{Device, Kind, Tensor};
+
+use crate::engine::preprocess::{resize, scaled_size, to_network};
+use crate::engine::stylizer::{LossSettings, OptimizerSettings};
+use crate::error::{Error, Result};
+use crate::io::image as picture;
+use crate::report::engine_settings;
+
+/// Standard deviation of the noise start, in pixel units (0..255 scale), around the mean colour:
+/// faint noise, as in Gatys' own code.
+pub const NOISE_STD: f64 = 1.0;
+
+/// Largest `--style-scale`.
+pub const MAX_STYLE_SCALE: f64 = 8.0;
+
+/// Where the optimisation starts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// The content image (default).
+    Content,
+    /// Faint Gaussian noise around the mean colour (seeded).
+    Noise,
+    /// Any image, scaled to the processing size.
+    Image(PathBuf),
+}
+
+/// A painting and its blend weight.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StyleImage {
+    /// The painting.
+    pub path: PathBuf,
+    /// Its weight in the blend; weights are normalised to sum to 1. Default 1.
+    pub blend: f64,
+}
+
+/// How the result looks: everything but the inputs and outputs.
+#[derive(Clone, Debug)]
+pub struct StyleSettings {
+    /// The painting(s).
+    pub styles: Vec<StyleImage>,
+    /// Processing size: the long edge in pixels; default 512.
+    pub size: u32,
+    /// The painting's long edge relative to the processing size; default 1.
+    pub style_scale: f64,
+    /// Where the (first) optimisation starts.
+    pub init: Init,
+    /// Share of noise mixed into the start, 0..1 (1 for `Init::Noise`); default 0.
+    pub noise_ratio: f64,
+    /// Seed of the noise; default 0.
+    pub seed: i64,
+    /// Keep the content's colours (luminance transfer).
+    pub preserve_colors: bool,
+    /// The loss.
+    pub loss: LossSettings,
+    /// The optimiser (for videos: of the warm frames).
+    pub optimizer: OptimizerSettings,
+    /// The compute device.
+    pub device: Device,
+    /// The VGG19 weights file.
+    pub weights: PathBuf,
+}
+
+impl StyleSettings {
+    /// Checks every value, naming the flag of a bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.size < picture::MIN_SIDE || self.size > picture::MAX_SIDE {
+            return Err(Error::setting(
+                "--size",
+                self.size,
+                format!(
+                    "must be between {} and {} pixels",
+                    picture::MIN_SIDE,
+                    picture::MAX_SIDE
+                ),
+            ));
+        }
+        if !(self.style_scale > 0.0 && self.style_scale <= MAX_STYLE_SCALE) {
+            return Err(Error::setting(
+                "--style-scale",
+                self.style_scale,
+                format!("must be above 0 and at most {MAX_STYLE_SCALE}"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.noise_ratio) {
+            return Err(Error::setting(
+                "--init-noise",
+                self.noise_ratio,
+                "must be between 0 and 1",
+            ));
+        }
+        if self.styles.is_empty() {
+            return Err(Error::setting("--style", "(none)", "give at least one painting"));
+        }
+        self.loss.validate()?;
+        self.optimizer.validate()
+    }
+
+    /// The paintings in network space, scaled to `--style-scale` times the processing size, with
+    /// their blend weights.
+    pub(crate) fn load_styles(&self) -> Result<Vec<(Tensor, f64)>> {
+        let edge = (f64::from(self.size) * self.style_scale).round() as u32;
+        let mut styles = Vec::with_capacity(self.styles.len());
+        for style in &self.styles {
+            let painting = picture::load(&style.path)?;
+            let (w, h) = scaled_size(painting.width(), painting.height(), edge);
+            check_processing_size(&style.path, "--style-scale", self.style_scale, w, h)?;
+            styles.push((to_network(&resize(&painting, w, h), self.device), style.blend));
+        }
+        Ok(styles)
+    }
+
+    /// The start image of `--init IMAGE`, scaled to `width` x `height`.
+    pub(crate) fn load_init_image(&self, width: u32, height: u32) -> Result<Option<Rgb32FImage>> {
+        match &self.init {
+            Init::Image(path) => Ok(Some(resize(&picture::load(path)?, width, height))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The start of an optimisation without a previous result: the content (network space),
+    /// the `--init` image or noise, with `noise_ratio` of noise mixed in.
+    pub(crate) fn initial_image(&self, content: &Tensor, init_image: Option<&Rgb32FImage>) -> Tensor {
+        let base = match init_image {
+            Some(image) => to_network(image, self.device),
+            None => content.shallow_clone(),
+        };
+        let ratio = match self.init {
+            Init::Noise => 1.0,
+            _ => self.noise_ratio,
+        };
+        if ratio == 0.0 {
+            return base;
+        }
+        // Drawn on the CPU so that a seed gives the same start on every device.
+        tch::manual_seed(self.seed);
+        let noise =
+            (Tensor::randn(base.size(), (Kind::Float, Device::Cpu)) * NOISE_STD).to_device(self.device);
+        base * (1.0 - ratio) + noise * ratio
+    }
+
+    /// Every resolved setting for a report, at a processing size of `width` x `height`.
+    pub fn report(&self, width: u32, height: u32) -> Map<String, Value> {
+        let mut s = engine_settings(&self.loss, &self.optimizer, i64::from(height), i64::from(width));
+        let init = match &self.init {
+            Init::Content => Value::from("content"),
+            Init::Noise => Value::from("noise"),
+            Init::Image(p) => Value::from(p.display().to_string()),
+        };
+        let extra = json!({
+            "size": self.size,
+            "processing_width": width,
+            "processing_height": height,
+            "styles": self.styles.iter().map(|s| json!({
+                "path": s.path.display().to_string(), "blend": s.blend
+            })).collect::<Vec<_>>(),
+            "style_scale": self.style_scale,
+            "init": init,
+            "init_noise": self.noise_ratio,
+            "seed": self.seed,
+            "preserve_colors": self.preserve_colors,
+            "device": crate::device::describe(self.device),
+            "weights": self.weights.display().to_string(),
+        });
+        if let Value::Object(extra) = extra {
+            s.extend(extra);
+        }
+        s
+    }
+}
+
+/// Checks that a picture's processing size fits the network and the limits.
+pub(crate) fn check_processing_size(
+    path: &Path,
+    flag: &str,
+    value: impl ToString,
+    w: u32,
+    h: u32,
+) -> Result<()> {
+    let fits = |v: u32| (picture::MIN_SIDE..=picture::MAX_SIDE).contains(&v);
+    if !fits(w) || !fits(h) {
+        return Err(Error::setting(
+            flag,
+            value.to_string(),
+            format!(
+                "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels",
+                path.display(),
+                picture::MIN_SIDE,
+                picture::MAX_SIDE
+            ),
+        ));
+    }
+    Ok(())
+}

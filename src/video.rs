@@ -1,0 +1,431 @@
+//! Stylising a video or a frame sequence from files to files: every frame optimised in order,
+//! each starting from the previous result, the painting's Gram matrices computed once; the output
+//! keeps the source's frame count, timing, aspect and sound. Finished frames are kept beside the
+//! output until it is complete, so that an interrupted run resumes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use serde_json::{json, Value};
+
+use crate::engine::preprocess::scaled_size;
+use crate::engine::stylizer::{StyleTarget, Stylizer};
+use crate::engine::vgg::Vgg19;
+use crate::error::{Error, Result};
+use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
+use crate::io::image::{self as picture, BitDepth};
+use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
+use crate::io::atomic;
+use crate::kept::KeptFrames;
+use crate::pipeline::{self, FrameRange, PipelineJob, PipelineOutcome};
+use crate::progress::Progress;
+use crate::report::{FrameReport, Report, RunTotals};
+use crate::settings::StyleSettings;
+
+/// How to encode a video output.
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
+pub struct EncodeSettings {
+    /// Codec: `h264`, `h265`, `vp9`, `av1`, `prores`, `ffv1`, or an ffmpeg encoder name.
+    /// Default: H.264, or VP9 for WebM.
+    pub codec: Option<String>,
+    /// Constant rate factor (quality; lower is better); default 18 for codecs that have one.
+    pub crf: Option<f32>,
+    /// Target bit rate in bits per second, instead of a constant quality.
+    pub bitrate: Option<u64>,
+    /// Pixel format (`yuv420p`, `yuv444p`, `yuv420p10le`, ...); default yuv420p where the codec
+    /// has it, else the codec's first.
+    pub pix_fmt: Option<String>,
+    /// Carry the source's sound over (copied, or re-encoded when the container needs it).
+    pub audio: bool,
+}
+
+/// Everything a video or sequence run needs.
+#[derive(Clone, Debug)]
+pub struct VideoSettings {
+    /// A video file, a folder of frames, or a pattern such as `shot/%05d.png`.
+    pub input: PathBuf,
+    /// A video file (`.mp4`, `.mkv`, `.mov`, `.webm`, `.avi`) or a pattern such as
+    /// `out/%05d.png`.
+    pub output: PathBuf,
+    /// How the result looks; its optimiser's iterations are the warm frames'.
+    pub style: StyleSettings,
+    /// Iterations of the first frame, which starts cold; default 500.
+    pub first_frame_iterations: usize,
+    /// Frames to render; default all.
+    pub range: FrameRange,
+    /// Frame rate of a frame-sequence input; default 25.
+    pub fps: Ratio,
+    /// Long edge of the output; default the input's own size (the stylised frames are scaled up).
+    pub output_size: Option<u32>,
+    /// Bits per channel of a PNG or TIFF sequence output; default 8.
+    pub bit_depth: BitDepth,
+    /// Encoding of a video output.
+    pub encode: EncodeSettings,
+    /// The JSON report, if wanted.
+    pub report: Option<PathBuf>,
+    /// Replace an existing output.
+    pub overwrite: bool,
+    /// Discard frames kept from an earlier run with other settings.
+    pub restart: bool,
+    /// Keep the finished frames after the output is complete.
+    pub keep_frames: bool,
+}
+
+/// What a video run did.
+pub struct VideoSummary {
+    /// The pipeline's figures.
+    pub outcome: PipelineOutcome,
+    /// The source, as it describes itself.
+    pub source: String,
+    /// Processing size (width, height).
+    pub processing: (u32, u32),
+    /// Output size (width, height) before any codec adjustment.
+    pub output_size: (u32, u32),
+    /// Where finished frames were kept (removed at the end unless asked to keep them).
+    pub kept: PathBuf,
+}
+
+/// Whether `path` is an image, so that the still-image path handles it.
+pub fn is_still_image(path: &Path) -> bool {
+    if sequence::is_sequence(path) || !path.is_file() {
+        return false;
+    }
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    image::guess_format(&head[..n]).is_ok()
+}
+
+/// Whether `path` names a frame-sequence output (a pattern with `%d`).
+pub fn is_sequence_output(path: &Path) -> bool {
+    Pattern::parse(path).is_some()
+}
+
+/// The default output for an input: `clip.mp4` → `clip.stylized.mp4`; a sequence `shot/` or
+/// `shot/%05d.png` → `shot.stylized/%05d.png`.
+pub fn default_output(input: &Path) -> PathBuf {
+    if let Some(pattern) = Pattern::parse(input) {
+        let dir = pattern.dir();
+        let name = input.file_name().expect("a pattern has a name");
+        return stylized_dir(dir).join(name);
+    }
+    if input.is_dir() {
+        return stylized_dir(input).join("%05d.png");
+    }
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = input
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .filter(|e| ["mp4", "mkv", "mov", "webm"].contains(&e.as_str()))
+        .unwrap_or_else(|| "mp4".into());
+    input.with_file_name(format!("{stem}.stylized.{ext}"))
+}
+
+fn stylized_dir(dir: &Path) -> PathBuf {
+    let dir = if dir.as_os_str().is_empty() || dir == Path::new(".") {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("frames"))
+    } else {
+        dir.to_path_buf()
+    };
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "frames".into());
+    dir.with_file_name(format!("{name}.stylized"))
+}
+
+/// Where the finished frames of `output` are kept while it is made.
+pub fn kept_dir(output: &Path) -> PathBuf {
+    match Pattern::parse(output) {
+        Some(p) => p.dir().join(".stylize-video-frames"),
+        None => {
+            let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            output.with_file_name(format!("{name}.frames"))
+        }
+    }
+}
+
+/// Identity of a file for the fingerprint: where it is, its size and when it changed.
+fn identity(path: &Path) -> Value {
+    let meta = std::fs::metadata(path).ok();
+    json!({
+        "path": path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
+        "bytes": meta.as_ref().map(|m| m.len()),
+        "modified": meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+    })
+}
+
+impl VideoSettings {
+    /// Checks every value and the output, before any work is done.
+    pub fn validate(&self) -> Result<()> {
+        self.style.validate()?;
+        if self.first_frame_iterations == 0 && self.style.optimizer.iterations > 0 {
+            // Allowed: the first frame is the start image; nothing to check.
+        }
+        if let Some(end) = self.range.end {
+            if end <= self.range.start {
+                return Err(Error::setting(
+                    "--frames",
+                    format!("{}:{end}", self.range.start),
+                    "the end must come after the start",
+                ));
+            }
+        }
+        if self.fps.num <= 0 || self.fps.den <= 0 || self.fps.as_f64() > 1000.0 {
+            return Err(Error::setting(
+                "--fps",
+                format!("{}/{}", self.fps.num, self.fps.den),
+                "must be above 0 and at most 1000",
+            ));
+        }
+        if let Some(s) = self.output_size {
+            if !(picture::MIN_SIDE..=picture::MAX_SIDE).contains(&s) {
+                return Err(Error::setting(
+                    "--output-size",
+                    s,
+                    format!("must be between {} and {}", picture::MIN_SIDE, picture::MAX_SIDE),
+                ));
+            }
+        }
+        if crate::still::same_file(&self.input, &self.output) {
+            return Err(Error::output(&self.output, "is the input"));
+        }
+        match Pattern::parse(&self.output) {
+            Some(pattern) => {
+                picture::output_format(&pattern.path(0))?;
+                let parent = pattern.dir().parent().filter(|p| !p.as_os_str().is_empty());
+                if let Some(parent) = parent {
+                    if !parent.is_dir() {
+                        return Err(Error::output(
+                            &self.output,
+                            format!("the directory '{}' does not exist", parent.display()),
+                        ));
+                    }
+                }
+            }
+            None => {
+                if !cfg!(feature = "video") {
+                    return Err(Error::output(
+                        &self.output,
+                        "this build has no video support (built without the `video` feature): \
+                         write a frame sequence such as out/%05d.png",
+                    ));
+                }
+                #[cfg(feature = "video")]
+                if !crate::io::video::encode::is_video_output(&self.output) {
+                    return Err(Error::output(
+                        &self.output,
+                        "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi, or a frame pattern such as out/%05d.png",
+                    ));
+                }
+                atomic::check_writable(&self.output, self.overwrite)?;
+            }
+        }
+        if let Some(report) = &self.report {
+            atomic::check_writable(report, self.overwrite)?;
+        }
+        Ok(())
+    }
+
+    /// Every setting that changes the kept frames' pixels.
+    fn fingerprint(&self) -> Value {
+        let mut style = self.style.report(1, 1);
+        style.remove("device");
+        style.remove("weights");
+        json!({
+            "input": identity(&self.input),
+            "styles": self.style.styles.iter().map(|s| identity(&s.path)).collect::<Vec<_>>(),
+            "style": style,
+            "first_frame_iterations": self.first_frame_iterations,
+            "start": self.range.start,
+            "fps": self.fps,
+        })
+    }
+}
+
+/// Opens the input: a frame sequence, or a video when the `video` feature is on.
+fn open_source(input: &Path, fps: Ratio, long_edge: u32) -> Result<Box<dyn FrameSource>> {
+    if sequence::is_sequence(input) {
+        return Ok(Box::new(SequenceSource::open(input, fps, long_edge)?));
+    }
+    #[cfg(feature = "video")]
+    {
+        Ok(Box::new(crate::io::video::decode::VideoSource::open(input, long_edge)?))
+    }
+    #[cfg(not(feature = "video"))]
+    {
+        let _ = (fps, long_edge);
+        Err(Error::video(
+            input,
+            "this build has no video support (built without the `video` feature): give a frame folder or pattern",
+        ))
+    }
+}
+
+/// Opens the output when the first frame arrives.
+fn open_sink(
+    settings: &VideoSettings,
+    info: &SourceInfo,
+    first: &Frame,
+) -> Result<(Box<dyn FrameSink>, Vec<String>)> {
+    let size = output_size(settings, info);
+    if let Some(pattern) = Pattern::parse(&settings.output) {
+        let sink = SequenceSink::create(pattern, info.first_number, size, settings.bit_depth)?;
+        return Ok((Box::new(sink), Vec::new()));
+    }
+    #[cfg(feature = "video")]
+    {
+        use crate::io::video::encode::VideoSink;
+        let (sink, plan) = VideoSink::create(
+            &settings.output,
+            &settings.input,
+            info,
+            first.image.dimensions(),
+            size,
+            first.pts,
+            settings.range.start == 0 && settings.range.end.is_none(),
+            &settings.encode,
+        )?;
+        let mut notes = plan.notes;
+        notes.insert(
+            0,
+            format!(
+                "encoding {} {} {}x{}, sound {}",
+                plan.encoder, plan.pix_fmt, plan.size.0, plan.size.1, plan.audio
+            ),
+        );
+        Ok((Box::new(sink), notes))
+    }
+    #[cfg(not(feature = "video"))]
+    {
+        let _ = first;
+        Err(Error::output(&settings.output, "this build has no video support"))
+    }
+}
+
+fn output_size(settings: &VideoSettings, info: &SourceInfo) -> (u32, u32) {
+    match settings.output_size {
+        Some(edge) => scaled_size(info.width, info.height, edge),
+        None => (info.width, info.height),
+    }
+}
+
+/// Whether a sequence output already has files (which only --overwrite or a resumed run may
+/// replace).
+fn sequence_output_exists(output: &Path) -> bool {
+    let Some(pattern) = Pattern::parse(output) else {
+        return false;
+    };
+    sequence::list(output).is_ok_and(|files| !files.is_empty()) && pattern.dir().is_dir()
+}
+
+/// Stylises the video or sequence `settings.input` into `settings.output`. `stop` (set by a
+/// Ctrl-C handler) ends the run after the frame in flight, keeping the finished frames.
+pub fn stylize_video(
+    settings: &VideoSettings,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Result<VideoSummary> {
+    settings.validate()?;
+    let style = &settings.style;
+    let kept_path = kept_dir(&settings.output);
+    let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
+    if already == 0 && !settings.overwrite && sequence_output_exists(&settings.output) {
+        return Err(Error::output(
+            &settings.output,
+            "frames of this sequence already exist; pass --overwrite to replace them",
+        ));
+    }
+    if already > 0 {
+        progress.log(&format!(
+            "resuming: {already} finished frame(s) kept in '{}' from an earlier run; going on from frame {} of the output",
+            kept_path.display(),
+            already
+        ));
+    }
+
+    let styles = style.load_styles()?;
+    let vgg = Vgg19::load(&style.weights, style.device)?;
+    let target = StyleTarget::new(&vgg, &styles, &style.loss)?;
+    drop(styles);
+    let stylizer = Stylizer::new(&vgg, &target, style.loss.clone(), style.optimizer.clone())?;
+
+    let job = PipelineJob {
+        stylizer: &stylizer,
+        style,
+        first_frame_iterations: settings.first_frame_iterations,
+        range: settings.range,
+        kept: Some((&kept, already)),
+        stop,
+    };
+    let (input, fps, edge) = (settings.input.clone(), settings.fps, style.size);
+    let sink_settings = settings.clone();
+    let mut reports = Vec::new();
+    let mut processing = (0, 0);
+    let with_tv = style.loss.tv_weight > 0.0;
+    let output = settings.output.clone();
+    let outcome = pipeline::run(
+        move || open_source(&input, fps, edge),
+        move |info: &SourceInfo, first: &Frame| open_sink(&sink_settings, info, first),
+        &job,
+        progress,
+        |done| {
+            processing = done.frame.image.dimensions();
+            if let Some(o) = done.outcome {
+                let out = match Pattern::parse(&output) {
+                    Some(p) => p.path(done.frame.index as u64),
+                    None => output.clone(),
+                };
+                let input = format!("{}#{}", settings.input.display(), done.frame.index);
+                reports.push(FrameReport::new(
+                    done.frame.index,
+                    Path::new(&input),
+                    &out,
+                    o,
+                    done.seconds,
+                    with_tv,
+                ));
+            }
+        },
+    );
+    let outcome = outcome?;
+    if !settings.keep_frames {
+        kept.remove()?;
+    }
+    let stylized = outcome.frames - outcome.resumed;
+    if let Some(path) = &settings.report {
+        let mut s = style.report(processing.0, processing.1);
+        s.insert("first_frame_iterations".into(), json!(settings.first_frame_iterations));
+        s.insert("frames".into(), json!(settings.range));
+        s.insert("encode".into(), json!(settings.encode));
+        s.insert("input".into(), json!(settings.input.display().to_string()));
+        s.insert("output".into(), json!(settings.output.display().to_string()));
+        let report = Report {
+            version: 1,
+            settings: s,
+            frames: reports,
+            totals: Some(RunTotals {
+                frames: outcome.frames,
+                resumed: outcome.resumed,
+                stylized,
+                seconds: outcome.seconds,
+                stylize_seconds: outcome.stylize_seconds,
+                frames_per_second: stylized as f64 / outcome.seconds.max(1e-9),
+                first_frame_iterations: outcome.first_frame_iterations,
+                mean_warm_iterations: mean(&outcome.warm_iterations),
+                interrupted: outcome.interrupted,
+            }),
+        };
+        report.write(path)?;
+    }
+    let info = outcome.info.clone().expect("the source was opened");
+    Ok(VideoSummary {
+        output_size: output_size(settings, &info),
+        source: info.description,
+        processing,
+        kept: kept_path,
+        outcome,
+    })
+}
+
+fn mean(v: &[usize]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<usize>() as f64 / v.len() as f64)
+}
