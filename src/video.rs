@@ -85,16 +85,38 @@ pub struct VideoSummary {
     pub kept: PathBuf,
 }
 
-/// Whether `path` is an image, so that the still-image path handles it.
-pub fn is_still_image(path: &Path) -> bool {
-    if sequence::is_sequence(path) || !path.is_file() {
+/// Whether a run from `input` to `output` is a still image (rather than a video or a frame
+/// sequence): the input is one file, and the output (or, without one, the input) is a picture.
+pub fn is_still_run(input: &Path, output: Option<&Path>) -> bool {
+    if sequence::is_sequence(input) {
         return false;
     }
+    if let Some(output) = output {
+        if is_sequence_output(output) || is_video_path(output) {
+            return false;
+        }
+        if picture::output_format(output).is_ok() {
+            return true;
+        }
+    }
     let mut head = [0u8; 64];
-    let n = std::fs::File::open(path)
+    let n = std::fs::File::open(input)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
         .unwrap_or(0);
+    // A file that holds an image, or that is named like one (so that a damaged picture gets a
+    // picture's error).
     image::guess_format(&head[..n]).is_ok()
+        || image::ImageFormat::from_path(input).is_ok_and(|f| f != image::ImageFormat::Gif)
+}
+
+/// Extensions of the video containers written.
+pub const VIDEO_EXTENSIONS: [&str; 6] = ["mp4", "m4v", "mkv", "mov", "webm", "avi"];
+
+/// Whether `path` has a video container's extension.
+pub fn is_video_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Whether `path` names a frame-sequence output (a pattern with `%d`).

@@ -74,9 +74,9 @@ impl Pattern {
 
     /// The extension of the frames' files, lower case.
     pub fn extension(&self) -> String {
-        Path::new(&self.suffix)
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        self.suffix
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default()
     }
 }

@@ -473,13 +473,9 @@ impl Args {
         })
     }
 
-    /// Whether the run is a still image: an image input and an image output.
+    /// Whether the run is a still image (else a video or a frame sequence).
     pub fn is_still(&self) -> bool {
-        stylize_video::video::is_still_image(&self.input)
-            && !self
-                .output
-                .as_deref()
-                .is_some_and(stylize_video::video::is_sequence_output)
+        stylize_video::video::is_still_run(&self.input, self.output.as_deref())
     }
 
     /// All the settings of a still-image run.
