@@ -38,7 +38,8 @@ impl KeptFrames {
                 let count = (0..).take_while(|i| kept.path(*i).is_file()).count();
                 return Ok((kept, count));
             }
-            if !restart {
+            // Without frames there is nothing to lose: start afresh.
+            if !restart && kept.count_files() > 0 {
                 let frames = kept.count_files();
                 let changed = match &previous {
                     Some(p) => differences(p, fingerprint).join(", "),
@@ -96,6 +97,13 @@ impl KeptFrames {
     /// The `index`-th kept frame.
     pub fn load(&self, index: usize) -> Result<Rgb32FImage> {
         picture::load(&self.path(index))
+    }
+
+    /// Removes the folder if it holds no frame (a run that failed before its first frame).
+    pub fn remove_if_empty(&self) {
+        if self.count_files() == 0 {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     /// Removes the folder, once the output is complete.

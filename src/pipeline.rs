@@ -46,6 +46,8 @@ pub struct FrameDone<'a> {
     pub frame: &'a Frame,
     /// Its position in the output, from 0.
     pub position: usize,
+    /// Its number for file names: the source's first number plus its index.
+    pub number: u64,
     /// The optimisation, or `None` for a frame taken from an earlier run.
     pub outcome: Option<&'a Outcome>,
     /// Seconds the optimisation took.
@@ -102,7 +104,11 @@ enum Decoded {
 
 enum Styled {
     /// A finished frame; `keep` carries the raw result to keep, when it is new.
-    Frame { frame: Frame, position: usize, keep: Option<Rgb32FImage> },
+    Frame {
+        frame: Frame,
+        position: usize,
+        keep: Option<Rgb32FImage>,
+    },
     /// Stop without completing the output.
     Abort,
 }
@@ -132,7 +138,11 @@ where
     let info = match decoded_rx.recv() {
         Ok(Decoded::Info(info)) => info,
         Ok(Decoded::Failed(e)) => return Err(e),
-        _ => return Err(Error::NonFinite("the decoder stopped without a word".into())),
+        _ => {
+            return Err(Error::NonFinite(
+                "the decoder stopped without a word".into(),
+            ))
+        }
     };
     let (styled_tx, styled_rx) = sync_channel::<Styled>(CHANNEL_DEPTH);
     let kept = job.kept.map(|(k, _)| k.clone());
@@ -142,15 +152,23 @@ where
         .spawn(move || encode(open_sink, sink_info, kept, styled_rx))
         .expect("a thread starts");
 
-    let total = info
-        .frames
-        .map(|n| n.min(range.end.unwrap_or(usize::MAX)).saturating_sub(range.start));
+    let total = info.frames.map(|n| {
+        n.min(range.end.unwrap_or(usize::MAX))
+            .saturating_sub(range.start)
+    });
     progress.begin("frames", total.unwrap_or(0) as u64);
     let mut outcome = PipelineOutcome {
         info: Some(info.clone()),
         ..PipelineOutcome::default()
     };
-    let result = stylize_all(job, &decoded_rx, &styled_tx, progress, &mut outcome, &mut on_frame);
+    let result = stylize_all(
+        job,
+        &decoded_rx,
+        &styled_tx,
+        progress,
+        &mut outcome,
+        &mut on_frame,
+    );
     progress.end();
     if result.is_err() || outcome.interrupted {
         let _ = styled_tx.send(Styled::Abort);
@@ -207,7 +225,11 @@ where
             Ok(Some(_)) => continue,
             Ok(None) if delivered == 0 => Decoded::Failed(Error::setting(
                 "--frames",
-                format!("{}:{}", range.start, range.end.map(|e| e.to_string()).unwrap_or_default()),
+                format!(
+                    "{}:{}",
+                    range.start,
+                    range.end.map(|e| e.to_string()).unwrap_or_default()
+                ),
                 "the source has no frame in this range",
             )),
             Ok(None) => break,
@@ -235,7 +257,11 @@ where
     let mut notes = Vec::new();
     for message in rx {
         match message {
-            Styled::Frame { frame, position, keep } => {
+            Styled::Frame {
+                frame,
+                position,
+                keep,
+            } => {
                 if let (Some(image), Some(kept)) = (keep, &kept) {
                     kept.save(position, &image)?;
                 }
@@ -271,6 +297,7 @@ fn stylize_all(
         Some((k, n)) => (Some(k), n),
         None => (None, 0),
     };
+    let first_number = outcome.info.as_ref().map_or(0, |i| i.first_number);
     let mut previous: Option<Tensor> = None;
     let mut init_image: Option<Option<Rgb32FImage>> = None;
     let mut position = 0usize;
@@ -349,7 +376,9 @@ fn stylize_all(
             if warm {
                 outcome.warm_iterations.push(result.iterations);
             } else {
-                outcome.first_frame_iterations.get_or_insert(result.iterations);
+                outcome
+                    .first_frame_iterations
+                    .get_or_insert(result.iterations);
             }
             if result.recoveries > 0 {
                 let w = format!(
@@ -376,6 +405,7 @@ fn stylize_all(
         on_frame(&FrameDone {
             frame: &out,
             position,
+            number: first_number + out.index as u64,
             outcome: done.as_ref().map(|(o, _, _)| o),
             seconds: done.as_ref().map(|(_, s, _)| *s).unwrap_or(0.0),
             warm: done.as_ref().is_some_and(|(_, _, w)| *w),

@@ -96,7 +96,11 @@ impl StyleSettings {
             ));
         }
         if self.styles.is_empty() {
-            return Err(Error::setting("--style", "(none)", "give at least one painting"));
+            return Err(Error::setting(
+                "--style",
+                "(none)",
+                "give at least one painting",
+            ));
         }
         self.loss.validate()?;
         self.optimizer.validate()
@@ -111,7 +115,10 @@ impl StyleSettings {
             let painting = picture::load(&style.path)?;
             let (w, h) = scaled_size(painting.width(), painting.height(), edge);
             check_processing_size(&style.path, "--style-scale", self.style_scale, w, h)?;
-            styles.push((to_network(&resize(&painting, w, h), self.device), style.blend));
+            styles.push((
+                to_network(&resize(&painting, w, h), self.device),
+                style.blend,
+            ));
         }
         Ok(styles)
     }
@@ -126,7 +133,11 @@ impl StyleSettings {
 
     /// The start of an optimisation without a previous result: the content (network space),
     /// the `--init` image or noise, with `noise_ratio` of noise mixed in.
-    pub(crate) fn initial_image(&self, content: &Tensor, init_image: Option<&Rgb32FImage>) -> Tensor {
+    pub(crate) fn initial_image(
+        &self,
+        content: &Tensor,
+        init_image: Option<&Rgb32FImage>,
+    ) -> Tensor {
         let base = match init_image {
             Some(image) => to_network(image, self.device),
             None => content.shallow_clone(),
@@ -140,14 +151,19 @@ impl StyleSettings {
         }
         // Drawn on the CPU so that a seed gives the same start on every device.
         tch::manual_seed(self.seed);
-        let noise =
-            (Tensor::randn(base.size(), (Kind::Float, Device::Cpu)) * NOISE_STD).to_device(self.device);
+        let noise = (Tensor::randn(base.size(), (Kind::Float, Device::Cpu)) * NOISE_STD)
+            .to_device(self.device);
         base * (1.0 - ratio) + noise * ratio
     }
 
     /// Every resolved setting for a report, at a processing size of `width` x `height`.
     pub fn report(&self, width: u32, height: u32) -> Map<String, Value> {
-        let mut s = engine_settings(&self.loss, &self.optimizer, i64::from(height), i64::from(width));
+        let mut s = engine_settings(
+            &self.loss,
+            &self.optimizer,
+            i64::from(height),
+            i64::from(width),
+        );
         let init = match &self.init {
             Init::Content => Value::from("content"),
             Init::Noise => Value::from("noise"),

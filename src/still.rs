@@ -130,7 +130,12 @@ pub fn stylize_image(
     let vgg = Vgg19::load(&look.weights, device)?;
     let style_target = StyleTarget::new(&vgg, &styles, &look.loss)?;
     drop(styles);
-    let stylizer = Stylizer::new(&vgg, &style_target, look.loss.clone(), look.optimizer.clone())?;
+    let stylizer = Stylizer::new(
+        &vgg,
+        &style_target,
+        look.loss.clone(),
+        look.optimizer.clone(),
+    )?;
 
     let x_content = to_network(&content, device);
     let x0 = look.initial_image(&x_content, init_image.as_ref());

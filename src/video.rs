@@ -13,9 +13,9 @@ use crate::engine::stylizer::{StyleTarget, Stylizer};
 use crate::engine::vgg::Vgg19;
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
+use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
-use crate::io::atomic;
 use crate::kept::KeptFrames;
 use crate::pipeline::{self, FrameRange, PipelineJob, PipelineOutcome};
 use crate::progress::Progress;
@@ -135,7 +135,10 @@ pub fn default_output(input: &Path) -> PathBuf {
     if input.is_dir() {
         return stylized_dir(input).join("%05d.png");
     }
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let ext = input
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -150,7 +153,10 @@ fn stylized_dir(dir: &Path) -> PathBuf {
     } else {
         dir.to_path_buf()
     };
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "frames".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "frames".into());
     dir.with_file_name(format!("{name}.stylized"))
 }
 
@@ -159,7 +165,10 @@ pub fn kept_dir(output: &Path) -> PathBuf {
     match Pattern::parse(output) {
         Some(p) => p.dir().join(".stylize-video-frames"),
         None => {
-            let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = output
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             output.with_file_name(format!("{name}.frames"))
         }
     }
@@ -179,8 +188,8 @@ impl VideoSettings {
     /// Checks every value and the output, before any work is done.
     pub fn validate(&self) -> Result<()> {
         self.style.validate()?;
-        if self.first_frame_iterations == 0 && self.style.optimizer.iterations > 0 {
-            // Allowed: the first frame is the start image; nothing to check.
+        if !sequence::is_sequence(&self.input) && !self.input.is_file() {
+            return Err(Error::video(&self.input, "no such file"));
         }
         if let Some(end) = self.range.end {
             if end <= self.range.start {
@@ -203,7 +212,11 @@ impl VideoSettings {
                 return Err(Error::setting(
                     "--output-size",
                     s,
-                    format!("must be between {} and {}", picture::MIN_SIDE, picture::MAX_SIDE),
+                    format!(
+                        "must be between {} and {}",
+                        picture::MIN_SIDE,
+                        picture::MAX_SIDE
+                    ),
                 ));
             }
         }
@@ -232,11 +245,16 @@ impl VideoSettings {
                     ));
                 }
                 #[cfg(feature = "video")]
-                if !crate::io::video::encode::is_video_output(&self.output) {
-                    return Err(Error::output(
-                        &self.output,
-                        "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi, or a frame pattern such as out/%05d.png",
-                    ));
+                {
+                    if !crate::io::video::encode::is_video_output(&self.output) {
+                        return Err(Error::output(
+                            &self.output,
+                            "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi, or a frame pattern such as out/%05d.png",
+                        ));
+                    }
+                    let input =
+                        (!sequence::is_sequence(&self.input)).then_some(self.input.as_path());
+                    crate::io::video::encode::preflight(&self.output, input, &self.encode)?;
                 }
                 atomic::check_writable(&self.output, self.overwrite)?;
             }
@@ -270,7 +288,9 @@ fn open_source(input: &Path, fps: Ratio, long_edge: u32) -> Result<Box<dyn Frame
     }
     #[cfg(feature = "video")]
     {
-        Ok(Box::new(crate::io::video::decode::VideoSource::open(input, long_edge)?))
+        Ok(Box::new(crate::io::video::decode::VideoSource::open(
+            input, long_edge,
+        )?))
     }
     #[cfg(not(feature = "video"))]
     {
@@ -295,17 +315,17 @@ fn open_sink(
     }
     #[cfg(feature = "video")]
     {
-        use crate::io::video::encode::VideoSink;
-        let (sink, plan) = VideoSink::create(
-            &settings.output,
-            &settings.input,
+        use crate::io::video::encode::{Target, VideoSink};
+        let target = Target {
+            path: &settings.output,
+            input: &settings.input,
             info,
-            first.image.dimensions(),
+            processing: first.image.dimensions(),
             size,
-            first.pts,
-            settings.range.start == 0 && settings.range.end.is_none(),
-            &settings.encode,
-        )?;
+            start_pts: first.pts,
+            whole: settings.range.start == 0 && settings.range.end.is_none(),
+        };
+        let (sink, plan) = VideoSink::create(&target, &settings.encode)?;
         let mut notes = plan.notes;
         notes.insert(
             0,
@@ -319,7 +339,10 @@ fn open_sink(
     #[cfg(not(feature = "video"))]
     {
         let _ = first;
-        Err(Error::output(&settings.output, "this build has no video support"))
+        Err(Error::output(
+            &settings.output,
+            "this build has no video support",
+        ))
     }
 }
 
@@ -350,76 +373,33 @@ pub fn stylize_video(
     let style = &settings.style;
     let kept_path = kept_dir(&settings.output);
     let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
-    if already == 0 && !settings.overwrite && sequence_output_exists(&settings.output) {
-        return Err(Error::output(
-            &settings.output,
-            "frames of this sequence already exist; pass --overwrite to replace them",
-        ));
-    }
-    if already > 0 {
-        progress.log(&format!(
-            "resuming: {already} finished frame(s) kept in '{}' from an earlier run; going on from frame {} of the output",
-            kept_path.display(),
-            already
-        ));
-    }
-
-    let styles = style.load_styles()?;
-    let vgg = Vgg19::load(&style.weights, style.device)?;
-    let target = StyleTarget::new(&vgg, &styles, &style.loss)?;
-    drop(styles);
-    let stylizer = Stylizer::new(&vgg, &target, style.loss.clone(), style.optimizer.clone())?;
-
-    let job = PipelineJob {
-        stylizer: &stylizer,
-        style,
-        first_frame_iterations: settings.first_frame_iterations,
-        range: settings.range,
-        kept: Some((&kept, already)),
-        stop,
+    let outcome = match run_kept(settings, &kept, already, progress, stop) {
+        Ok(o) => o,
+        Err(e) => {
+            // A run that failed before its first frame leaves nothing behind.
+            kept.remove_if_empty();
+            return Err(e);
+        }
     };
-    let (input, fps, edge) = (settings.input.clone(), settings.fps, style.size);
-    let sink_settings = settings.clone();
-    let mut reports = Vec::new();
-    let mut processing = (0, 0);
-    let with_tv = style.loss.tv_weight > 0.0;
-    let output = settings.output.clone();
-    let outcome = pipeline::run(
-        move || open_source(&input, fps, edge),
-        move |info: &SourceInfo, first: &Frame| open_sink(&sink_settings, info, first),
-        &job,
-        progress,
-        |done| {
-            processing = done.frame.image.dimensions();
-            if let Some(o) = done.outcome {
-                let out = match Pattern::parse(&output) {
-                    Some(p) => p.path(done.frame.index as u64),
-                    None => output.clone(),
-                };
-                let input = format!("{}#{}", settings.input.display(), done.frame.index);
-                reports.push(FrameReport::new(
-                    done.frame.index,
-                    Path::new(&input),
-                    &out,
-                    o,
-                    done.seconds,
-                    with_tv,
-                ));
-            }
-        },
-    );
-    let outcome = outcome?;
+    let (processing, reports) = (outcome.processing, outcome.reports);
+    let outcome = outcome.pipeline;
     if !settings.keep_frames {
         kept.remove()?;
     }
     let stylized = outcome.frames - outcome.resumed;
     if let Some(path) = &settings.report {
         let mut s = style.report(processing.0, processing.1);
-        s.insert("first_frame_iterations".into(), json!(settings.first_frame_iterations));
+        s.insert(
+            "first_frame_iterations".into(),
+            json!(settings.first_frame_iterations),
+        );
         s.insert("frames".into(), json!(settings.range));
         s.insert("encode".into(), json!(settings.encode));
         s.insert("input".into(), json!(settings.input.display().to_string()));
-        s.insert("output".into(), json!(settings.output.display().to_string()));
+        s.insert(
+            "output".into(),
+            json!(settings.output.display().to_string()),
+        );
         let report = Report {
             version: 1,
             settings: s,
@@ -445,6 +425,87 @@ pub fn stylize_video(
         processing,
         kept: kept_path,
         outcome,
+    })
+}
+
+/// What the pipeline part of a run gives back.
+struct KeptRun {
+    pipeline: PipelineOutcome,
+    processing: (u32, u32),
+    reports: Vec<FrameReport>,
+}
+
+/// The run once the kept frames are open: paintings, network, pipeline.
+fn run_kept(
+    settings: &VideoSettings,
+    kept: &KeptFrames,
+    already: usize,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Result<KeptRun> {
+    let style = &settings.style;
+    if already == 0 && !settings.overwrite && sequence_output_exists(&settings.output) {
+        return Err(Error::output(
+            &settings.output,
+            "frames of this sequence already exist; pass --overwrite to replace them",
+        ));
+    }
+    if already > 0 {
+        progress.log(&format!(
+            "resuming: {already} finished frame(s) kept in '{}' from an earlier run; going on from frame {} of the output",
+            kept.dir().display(),
+            already
+        ));
+    }
+
+    let styles = style.load_styles()?;
+    let vgg = Vgg19::load(&style.weights, style.device)?;
+    let target = StyleTarget::new(&vgg, &styles, &style.loss)?;
+    drop(styles);
+    let stylizer = Stylizer::new(&vgg, &target, style.loss.clone(), style.optimizer.clone())?;
+
+    let job = PipelineJob {
+        stylizer: &stylizer,
+        style,
+        first_frame_iterations: settings.first_frame_iterations,
+        range: settings.range,
+        kept: Some((kept, already)),
+        stop,
+    };
+    let (input, fps, edge) = (settings.input.clone(), settings.fps, style.size);
+    let sink_settings = settings.clone();
+    let mut reports = Vec::new();
+    let mut processing = (0, 0);
+    let with_tv = style.loss.tv_weight > 0.0;
+    let output = settings.output.clone();
+    let outcome = pipeline::run(
+        move || open_source(&input, fps, edge),
+        move |info: &SourceInfo, first: &Frame| open_sink(&sink_settings, info, first),
+        &job,
+        progress,
+        |done| {
+            processing = done.frame.image.dimensions();
+            if let Some(o) = done.outcome {
+                let out = match Pattern::parse(&output) {
+                    Some(p) => p.path(done.number),
+                    None => output.clone(),
+                };
+                let input = format!("{}#{}", settings.input.display(), done.frame.index);
+                reports.push(FrameReport::new(
+                    done.frame.index,
+                    Path::new(&input),
+                    &out,
+                    o,
+                    done.seconds,
+                    with_tv,
+                ));
+            }
+        },
+    );
+    Ok(KeptRun {
+        pipeline: outcome?,
+        processing,
+        reports,
     })
 }
 

@@ -610,9 +610,9 @@ fn the_start_can_be_any_image_or_a_mix_with_noise() {
     let mean = [123.68, 116.779, 103.939]; // Caffe's RGB mean
     let mut worst = 0.0f64;
     for (m, c) in mixed.pixels().zip(content.pixels()) {
-        for k in 0..3 {
-            let want = 0.5 * f64::from(c.0[k]) + 0.5 * mean[k];
-            worst = worst.max((f64::from(m.0[k]) - want).abs());
+        for ((got, content), mean) in m.0.iter().zip(c.0).zip(mean) {
+            let want = 0.5 * f64::from(content) + 0.5 * mean;
+            worst = worst.max((f64::from(*got) - want).abs());
         }
     }
     assert!(worst < 4.0, "{worst}");

@@ -88,7 +88,11 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
 
 /// The sRGB transfer function (linear light to encoded, both 0..1, clipped).
 pub fn linear_to_srgb(v: f32) -> f32 {
-    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     if v <= 0.003_130_8 {
         v * 12.92
     } else {

@@ -64,8 +64,12 @@ impl Pattern {
 
     /// The frame number of `name`, if it matches the pattern.
     fn number_of(&self, name: &str) -> Option<u64> {
-        let middle = name.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?;
-        if middle.is_empty() || middle.len() < self.width || !middle.bytes().all(|b| b.is_ascii_digit())
+        let middle = name
+            .strip_prefix(&self.prefix)?
+            .strip_suffix(&self.suffix)?;
+        if middle.is_empty()
+            || middle.len() < self.width
+            || !middle.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
         }
@@ -116,19 +120,26 @@ pub fn list(path: &Path) -> Result<Vec<(u64, PathBuf)>> {
                     .is_some_and(|e| FRAME_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
         })
         .collect();
-    files.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+    files.sort_by_cached_key(|p| natural_key(p));
     if files.is_empty() {
         return Err(not_found(format!(
             "the folder holds no frames ({})",
             FRAME_EXTENSIONS.join(", ")
         )));
     }
-    Ok(files.into_iter().enumerate().map(|(i, p)| (i as u64, p)).collect())
+    Ok(files
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (i as u64, p))
+        .collect())
 }
 
 /// Sort key that orders `f2.png` before `f10.png`.
 fn natural_key(path: &Path) -> Vec<(String, u64)> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut key = Vec::new();
     let mut chars = name.chars().peekable();
     while chars.peek().is_some() {
@@ -249,7 +260,12 @@ pub struct SequenceSink {
 impl SequenceSink {
     /// A sink writing frame `i` to `pattern`'s file number `first_number + i`, scaled to
     /// `size`, at `depth` bits for PNG and TIFF. The directory is created if its parent exists.
-    pub fn create(pattern: Pattern, first_number: u64, size: (u32, u32), depth: BitDepth) -> Result<Self> {
+    pub fn create(
+        pattern: Pattern,
+        first_number: u64,
+        size: (u32, u32),
+        depth: BitDepth,
+    ) -> Result<Self> {
         picture::output_format(&pattern.path(first_number))?;
         if !pattern.dir.is_dir() {
             std::fs::create_dir(&pattern.dir).map_err(|e| {
@@ -303,8 +319,19 @@ mod tests {
 
     #[test]
     fn natural_order_puts_2_before_10() {
-        let mut v = vec![PathBuf::from("f10.png"), PathBuf::from("f2.png"), PathBuf::from("f1.png")];
-        v.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
-        assert_eq!(v, [PathBuf::from("f1.png"), PathBuf::from("f2.png"), PathBuf::from("f10.png")]);
+        let mut v = vec![
+            PathBuf::from("f10.png"),
+            PathBuf::from("f2.png"),
+            PathBuf::from("f1.png"),
+        ];
+        v.sort_by_cached_key(|p| natural_key(p));
+        assert_eq!(
+            v,
+            [
+                PathBuf::from("f1.png"),
+                PathBuf::from("f2.png"),
+                PathBuf::from("f10.png")
+            ]
+        );
     }
 }

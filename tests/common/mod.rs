@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod files;
+#[cfg(feature = "video")]
+pub mod probe;
 
 use std::path::{Path, PathBuf};
 

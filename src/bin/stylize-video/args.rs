@@ -8,11 +8,11 @@ use stylize_video::engine::stylizer::{
 };
 use stylize_video::engine::vgg::{Layer, Pooling, Vgg19};
 use stylize_video::error::{Error, Result};
-use stylize_video::io::gif::DEFAULT_MAX_EDGE;
-use stylize_video::settings::{Init, StyleImage, StyleSettings};
 use stylize_video::frames::Ratio;
+use stylize_video::io::gif::DEFAULT_MAX_EDGE;
 use stylize_video::io::image::BitDepth;
 use stylize_video::pipeline::FrameRange;
+use stylize_video::settings::{Init, StyleImage, StyleSettings};
 use stylize_video::still::{GifSettings, StillSettings};
 use stylize_video::video::{EncodeSettings, VideoSettings};
 
@@ -247,9 +247,18 @@ pub const STILL_ITERATIONS: usize = 500;
 pub const WARM_ITERATIONS: usize = 200;
 
 fn parse_fps(text: &str) -> Result<Ratio> {
-    let bad = || Error::setting("--fps", text, "a frame rate such as 25, 29.97 or 30000/1001");
+    let bad = || {
+        Error::setting(
+            "--fps",
+            text,
+            "a frame rate such as 25, 29.97 or 30000/1001",
+        )
+    };
     if let Some((n, d)) = text.split_once('/') {
-        let (n, d) = (n.trim().parse().map_err(|_| bad())?, d.trim().parse().map_err(|_| bad())?);
+        let (n, d) = (
+            n.trim().parse().map_err(|_| bad())?,
+            d.trim().parse().map_err(|_| bad())?,
+        );
         return Ok(Ratio::new(n, d));
     }
     let f: f64 = text.trim().parse().map_err(|_| bad())?;
@@ -268,8 +277,16 @@ fn parse_fps(text: &str) -> Result<Ratio> {
 fn parse_range(text: &str) -> Result<FrameRange> {
     let bad = || Error::setting("--frames", text, "START:END, e.g. 0:48, 100: or :24");
     let (a, b) = text.split_once(':').ok_or_else(bad)?;
-    let start = if a.trim().is_empty() { 0 } else { a.trim().parse().map_err(|_| bad())? };
-    let end = if b.trim().is_empty() { None } else { Some(b.trim().parse().map_err(|_| bad())?) };
+    let start = if a.trim().is_empty() {
+        0
+    } else {
+        a.trim().parse().map_err(|_| bad())?
+    };
+    let end = if b.trim().is_empty() {
+        None
+    } else {
+        Some(b.trim().parse().map_err(|_| bad())?)
+    };
     Ok(FrameRange { start, end })
 }
 

@@ -24,7 +24,11 @@ fn main() -> ExitCode {
         }
         eprintln!("\nstylize-video: stopping after the frame in flight (Ctrl-C again to quit now)");
     });
-    let result = if args.is_still() { still(&args) } else { video(&args) };
+    let result = if args.is_still() {
+        still(&args)
+    } else {
+        video(&args)
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ Error::Interrupted(_)) => {

@@ -3,11 +3,11 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::color;
 use ffmpeg::{codec, format, frame, media, Packet};
+use ffmpeg_next as ffmpeg;
 use image::Rgb32FImage;
 
 use super::{init, ratio, set_colorspace, sws_matrix, video_error};
@@ -45,7 +45,8 @@ pub struct VideoSource {
 fn rotation_of(stream: &format::stream::Stream) -> u32 {
     for side in stream.side_data() {
         if side.kind() == codec::packet::side_data::Type::DisplayMatrix && side.data().len() >= 36 {
-            let angle = unsafe { ffmpeg::ffi::av_display_rotation_get(side.data().as_ptr().cast()) };
+            let angle =
+                unsafe { ffmpeg::ffi::av_display_rotation_get(side.data().as_ptr().cast()) };
             if angle.is_finite() {
                 return ((-angle).round() as i64).rem_euclid(360) as u32 / 90 * 90;
             }
@@ -86,7 +87,11 @@ impl VideoSource {
         let rotation = rotation_of(&stream);
         let (uw, uh) = if rotation % 180 == 90 { (h, w) } else { (w, h) };
         let (pw, ph) = scaled_size(uw, uh, long_edge);
-        let scaled = if rotation % 180 == 90 { (ph, pw) } else { (pw, ph) };
+        let scaled = if rotation % 180 == 90 {
+            (ph, pw)
+        } else {
+            (pw, ph)
+        };
         let time_base = ratio(stream.time_base());
         let mut frame_rate = ratio(stream.avg_frame_rate());
         if frame_rate.num <= 0 || frame_rate.den <= 0 {
@@ -113,8 +118,15 @@ impl VideoSource {
             format!("{:?}", decoder.id()).to_lowercase(),
             frame_rate.as_f64(),
             frames.map(|n| format!(", {n} frames")).unwrap_or_default(),
-            if rotation != 0 { format!(", rotated {rotation}°") } else { String::new() },
-            audio.as_ref().map(|a| format!(", {a} audio")).unwrap_or_default(),
+            if rotation != 0 {
+                format!(", rotated {rotation}°")
+            } else {
+                String::new()
+            },
+            audio
+                .as_ref()
+                .map(|a| format!(", {a} audio"))
+                .unwrap_or_default(),
         );
         // One frame's duration in the stream's time base, for frames whose next one is unknown.
         let default_duration = ((f64::from(time_base.den) * f64::from(frame_rate.den))
@@ -143,7 +155,11 @@ impl VideoSource {
             input,
             ready: VecDeque::new(),
             next_index: 0,
-            next_pts: if start == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start },
+            next_pts: if start == ffmpeg::ffi::AV_NOPTS_VALUE {
+                0
+            } else {
+                start
+            },
             default_duration,
             draining: false,
             done: false,
@@ -203,7 +219,8 @@ impl VideoSource {
     /// Upright RGB (0..1) at the processing size.
     fn convert(&mut self, picture: &frame::Video) -> Result<Rgb32FImage> {
         let (w, h, format) = (picture.width(), picture.height(), picture.format());
-        let rebuild = !matches!(&self.scaler, Some((_, f, sw, sh)) if (*f, *sw, *sh) == (format, w, h));
+        let rebuild =
+            !matches!(&self.scaler, Some((_, f, sw, sh)) if (*f, *sw, *sh) == (format, w, h));
         if rebuild {
             let mut scaler = scaling::Context::get(
                 format,
@@ -212,7 +229,9 @@ impl VideoSource {
                 Pixel::RGB48LE,
                 self.scaled.0,
                 self.scaled.1,
-                scaling::Flags::LANCZOS | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
+                scaling::Flags::LANCZOS
+                    | scaling::Flags::ACCURATE_RND
+                    | scaling::Flags::FULL_CHR_H_INT,
             )
             .map_err(|e| video_error(&self.path, "cannot convert the frames to RGB", e))?;
             let full = self.decoder.color_range() == color::Range::JPEG

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::color;
 use ffmpeg::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
+use ffmpeg_next as ffmpeg;
 
 use super::{init, rational, set_colorspace, space_of, sws_matrix, video_error};
 use crate::error::{Error, Result};
@@ -54,13 +54,94 @@ pub fn is_video_output(path: &Path) -> bool {
 }
 
 fn supports(output: &format::context::Output, id: codec::Id) -> bool {
-    unsafe {
-        ffmpeg::ffi::avformat_query_codec(
-            (*output.as_ptr()).oformat,
-            id.into(),
-            ffmpeg::ffi::FF_COMPLIANCE_NORMAL,
-        ) == 1
+    unsafe { query(&*(*output.as_ptr()).oformat, id) }
+}
+
+/// Whether a muxer can hold a codec.
+unsafe fn query(muxer: *const ffmpeg::ffi::AVOutputFormat, id: codec::Id) -> bool {
+    ffmpeg::ffi::avformat_query_codec(muxer, id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 1
+}
+
+/// The codec a setting names, or the container's default.
+fn codec_name(settings: &EncodeSettings, container: &str) -> String {
+    settings
+        .codec
+        .clone()
+        .unwrap_or_else(|| if container == "webm" { "vp9" } else { "h264" }.to_string())
+}
+
+/// Checks, before any frame is made, that `path`'s container can hold the chosen codec and the
+/// sound of `input`, and that the codec and pixel format exist.
+pub fn preflight(path: &Path, input: Option<&Path>, settings: &EncodeSettings) -> Result<()> {
+    init();
+    let container = container_of(path).ok_or_else(|| {
+        Error::output(
+            path,
+            "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi",
+        )
+    })?;
+    let name = std::ffi::CString::new(container).expect("no NUL");
+    let muxer =
+        unsafe { ffmpeg::ffi::av_guess_format(name.as_ptr(), std::ptr::null(), std::ptr::null()) };
+    if muxer.is_null() {
+        return Err(Error::output(
+            path,
+            format!("this ffmpeg has no {container} muxer"),
+        ));
     }
+    let codec_name = codec_name(settings, container);
+    let (codec, encoder_name) = find_encoder(&codec_name).ok_or_else(|| {
+        Error::setting(
+            "--codec",
+            &codec_name,
+            "no such encoder in this ffmpeg build",
+        )
+    })?;
+    if !unsafe { query(muxer, codec.id()) } {
+        return Err(Error::setting(
+            "--codec",
+            &codec_name,
+            format!(
+                "the {container} container of '{}' cannot hold it; choose another codec or container (.mkv holds most)",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(name) = &settings.pix_fmt {
+        let p: Pixel = name
+            .parse()
+            .map_err(|_| Error::setting("--pix-fmt", name, "not a pixel format ffmpeg knows"))?;
+        let video = codec
+            .video()
+            .map_err(|e| video_error(path, "not a video codec", e))?;
+        if let Some(formats) = video.formats() {
+            if !formats.into_iter().any(|f| f == p) {
+                return Err(Error::setting(
+                    "--pix-fmt",
+                    name,
+                    format!("{encoder_name} cannot encode it"),
+                ));
+            }
+        }
+    }
+    if let (true, Some(input)) = (settings.audio, input) {
+        if let Ok(source) = format::input(&input) {
+            if let Some(stream) = source.streams().best(media::Type::Audio) {
+                let id = stream.parameters().id();
+                if !unsafe { query(muxer, id) } {
+                    return Err(Error::output(
+                        path,
+                        format!(
+                            "the {container} container cannot hold the {:?} sound of '{}'; use --no-audio or a .mkv output",
+                            id,
+                            input.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sound carried over from the source.
@@ -109,34 +190,54 @@ pub struct EncodePlan {
     pub notes: Vec<String>,
 }
 
+/// Where and what a sink writes.
+pub struct Target<'a> {
+    /// The output file.
+    pub path: &'a Path,
+    /// The source video (for its sound).
+    pub input: &'a Path,
+    /// The source's timing and aspect.
+    pub info: &'a SourceInfo,
+    /// Size of the frames the sink gets.
+    pub processing: (u32, u32),
+    /// Size they are scaled to.
+    pub size: (u32, u32),
+    /// Source time that becomes 0.
+    pub start_pts: i64,
+    /// Whether the whole source is rendered; if not, the sound ends with the last frame.
+    pub whole: bool,
+}
+
 impl VideoSink {
-    /// Opens `path` for writing (under a temporary name): frames of `processing` size are scaled
-    /// to `size`; timing and aspect come from `info`; sound, if asked for, from `input`. Source
-    /// time `start_pts` becomes 0; unless `whole`, sound ends with the last frame.
-    pub fn create(
-        path: &Path,
-        input: &Path,
-        info: &SourceInfo,
-        processing: (u32, u32),
-        size: (u32, u32),
-        start_pts: i64,
-        whole: bool,
-        settings: &EncodeSettings,
-    ) -> Result<(Self, EncodePlan)> {
+    /// Opens `target.path` for writing (under a temporary name).
+    pub fn create(target: &Target<'_>, settings: &EncodeSettings) -> Result<(Self, EncodePlan)> {
+        let Target {
+            path,
+            input,
+            info,
+            processing,
+            size,
+            start_pts,
+            whole,
+        } = *target;
         init();
         let container = container_of(path).ok_or_else(|| {
-            Error::output(path, "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi")
+            Error::output(
+                path,
+                "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi",
+            )
         })?;
         let temporary = temporary_path(path);
         let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
         let mut output = format::output_as(&temporary, container)
             .map_err(|e| fail("cannot create the output", e))?;
-        let codec_name = settings
-            .codec
-            .clone()
-            .unwrap_or_else(|| if container == "webm" { "vp9" } else { "h264" }.to_string());
+        let codec_name = codec_name(settings, container);
         let (codec, encoder_name) = find_encoder(&codec_name).ok_or_else(|| {
-            Error::setting("--codec", &codec_name, "no such encoder in this ffmpeg build")
+            Error::setting(
+                "--codec",
+                &codec_name,
+                "no such encoder in this ffmpeg build",
+            )
         })?;
         if !supports(&output, codec.id()) {
             return Err(Error::setting(
@@ -190,7 +291,10 @@ impl VideoSink {
             ));
         }
 
-        let global_header = output.format().flags().contains(format::Flags::GLOBAL_HEADER);
+        let global_header = output
+            .format()
+            .flags()
+            .contains(format::Flags::GLOBAL_HEADER);
         let mut ost = output
             .add_stream(codec)
             .map_err(|e| fail("cannot add the video stream", e))?;
@@ -219,7 +323,10 @@ impl VideoSink {
         match settings.bitrate {
             Some(b) => context.set_bit_rate(b as usize),
             None => {
-                if matches!(encoder_name.as_str(), "libx264" | "libx265" | "libvpx-vp9" | "libvpx" | "libaom-av1" | "libsvtav1") {
+                if matches!(
+                    encoder_name.as_str(),
+                    "libx264" | "libx265" | "libvpx-vp9" | "libvpx" | "libaom-av1" | "libsvtav1"
+                ) {
                     options.set("crf", &settings.crf.unwrap_or(DEFAULT_CRF).to_string());
                     if encoder_name.starts_with("libvpx") || encoder_name == "libaom-av1" {
                         options.set("b", "0");
@@ -297,11 +404,20 @@ impl VideoSink {
 
     fn rgb48(&self, frame: &Frame) -> frame::Video {
         let (w, h) = self.processing;
-        assert_eq!(frame.image.dimensions(), (w, h), "frames come at the processing size");
+        assert_eq!(
+            frame.image.dimensions(),
+            (w, h),
+            "frames come at the processing size"
+        );
         let mut rgb = frame::Video::new(Pixel::RGB48LE, w, h);
         let stride = rgb.stride(0);
         let data = rgb.data_mut(0);
-        for (y, row) in frame.image.as_raw().chunks_exact(w as usize * 3).enumerate() {
+        for (y, row) in frame
+            .image
+            .as_raw()
+            .chunks_exact(w as usize * 3)
+            .enumerate()
+        {
             let line = &mut data[y * stride..y * stride + w as usize * 6];
             for (dst, v) in line.chunks_exact_mut(2).zip(row) {
                 let q = (v.clamp(0.0, 1.0) * 65535.0).round() as u16;
@@ -360,7 +476,11 @@ impl FrameSink for VideoSink {
         self.drain()?;
         if let Some(audio) = self.audio.as_mut() {
             // All the sound when the whole source was rendered, else up to the last frame's end.
-            let until = if audio.whole { f64::INFINITY } else { self.end_seconds };
+            let until = if audio.whole {
+                f64::INFINITY
+            } else {
+                self.end_seconds
+            };
             audio.copy_until(&mut self.output, until, &self.path)?;
         }
         self.output
@@ -379,8 +499,14 @@ impl FrameSink for VideoSink {
 /// The temporary name a video is written under: beside it, hidden, with the same extension so
 /// that an interrupted file can still be opened.
 pub fn temporary_path(path: &Path) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{stem}.partial.{ext}"))
 }
 
@@ -392,7 +518,8 @@ impl Audio {
         whole: bool,
         info: &SourceInfo,
     ) -> Result<Self> {
-        let source = format::input(&input).map_err(|e| video_error(input, "cannot reopen for its sound", e))?;
+        let source = format::input(&input)
+            .map_err(|e| video_error(input, "cannot reopen for its sound", e))?;
         let stream = source
             .streams()
             .best(media::Type::Audio)
@@ -434,7 +561,12 @@ impl Audio {
     }
 
     /// Copies sound packets up to `seconds` of output time.
-    fn copy_until(&mut self, output: &mut format::context::Output, seconds: f64, path: &Path) -> Result<()> {
+    fn copy_until(
+        &mut self,
+        output: &mut format::context::Output,
+        seconds: f64,
+        path: &Path,
+    ) -> Result<()> {
         let out_time_base = output.stream(self.out_stream).expect("added").time_base();
         while !self.done {
             let mut packet = Packet::empty();

@@ -7,8 +7,8 @@ pub mod encode;
 use std::path::Path;
 use std::sync::Once;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::util::color;
+use ffmpeg_next as ffmpeg;
 
 use crate::error::Error;
 use crate::frames::Ratio;

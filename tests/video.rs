@@ -1,0 +1,677 @@
+//! Videos and frame sequences through the real binary, on the bundled clips at small sizes and
+//! few iterations: what comes out is read back and compared with what went in.
+#![cfg(feature = "video")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use common::probe::{ffmpeg_cli, probe};
+use common::*;
+use serde_json::Value;
+
+fn clip(name: &str) -> PathBuf {
+    root().join("samples/video").join(name)
+}
+
+/// The binary on a video with quick settings: tiny frames, few iterations.
+fn quick(input: &Path, output: &Path) -> Command {
+    let mut c = Command::cargo_bin("stylize-video").unwrap();
+    c.arg(input)
+        .arg("--style")
+        .arg(van_gogh())
+        .args([
+            "--size",
+            "48",
+            "--first-frame-iterations",
+            "8",
+            "--iterations",
+            "2",
+        ])
+        .arg("-o")
+        .arg(output);
+    c
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn report(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn assert_same_times(a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len(), "frame counts differ");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() < 0.002, "frame {i}: {x} s vs {y} s");
+    }
+}
+
+#[test]
+fn a_clip_keeps_its_frames_timestamps_duration_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("carphone.stylized.mp4");
+    let json = dir.path().join("r.json");
+    let output = quick(&clip("carphone_pristine.mp4"), &out)
+        .arg("--report")
+        .arg(&json)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (a, b) = (probe(&clip("carphone_pristine.mp4")), probe(&out));
+    assert_eq!(b.times.len(), 120);
+    assert_same_times(&a.times, &b.times);
+    assert!(
+        (a.duration - b.duration).abs() < 0.05,
+        "{} vs {}",
+        a.duration,
+        b.duration
+    );
+    // The output has the input's size by default (stylised at 48 px, scaled up), in H.264.
+    assert_eq!(b.size, (176, 144));
+    assert_eq!(b.codec, "h264");
+    assert!(b.audio.is_none());
+    // No kept frames or temporary file are left once the output is complete.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // The report: one entry per frame, run totals, and the log says how the time went.
+    let r = report(&json);
+    let frames = r["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 120);
+    assert_eq!(frames[0]["iterations"], 8);
+    assert_eq!(frames[1]["iterations"], 2);
+    assert!(frames
+        .iter()
+        .all(|f| f["final"]["total"].as_f64().unwrap() <= f["initial"]["total"].as_f64().unwrap()));
+    let totals = &r["totals"];
+    assert_eq!(totals["frames"], 120);
+    assert_eq!(totals["stylized"], 120);
+    assert_eq!(totals["first_frame_iterations"], 8);
+    assert_eq!(totals["mean_warm_iterations"], 2.0);
+    assert!(totals["stylize_seconds"].as_f64().unwrap() <= totals["seconds"].as_f64().unwrap());
+    let log = stderr_of(&output);
+    assert!(
+        log.contains("120 frame(s)") && log.contains("frames/s"),
+        "{log}"
+    );
+}
+
+#[test]
+fn big_buck_bunny_keeps_its_sound_and_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bbb.mp4");
+    quick(&clip("bigbuckbunny.mp4"), &out)
+        .args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "4",
+            "--iterations",
+            "1",
+        ])
+        .args(["--output-size", "320"])
+        .assert()
+        .success();
+    let (a, b) = (probe(&clip("bigbuckbunny.mp4")), probe(&out));
+    assert_eq!(b.times.len(), 132);
+    assert_same_times(&a.times, &b.times);
+    assert_eq!(b.size, (320, 180));
+    let (codec, seconds) = b.audio.expect("the sound is kept");
+    let (in_codec, in_seconds) = a.audio.unwrap();
+    assert_eq!(codec, in_codec);
+    assert!(
+        (seconds - in_seconds).abs() < 0.03,
+        "sound {seconds} s vs {in_seconds} s"
+    );
+    assert!((a.duration - b.duration).abs() < 0.05);
+
+    // --no-audio leaves it out; a range keeps its frames' times from 0 and the sound with them.
+    let part = dir.path().join("part.mkv");
+    quick(&clip("bigbuckbunny.mp4"), &part)
+        .args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "2",
+            "--iterations",
+            "1",
+        ])
+        .args(["--output-size", "160", "--frames", "25:50"])
+        .assert()
+        .success();
+    let p = probe(&part);
+    assert_eq!(p.times.len(), 25);
+    let shifted: Vec<f64> = a.times[25..50].iter().map(|t| t - a.times[25]).collect();
+    assert_same_times(&shifted, &p.times);
+    let (_, seconds) = p.audio.expect("sound for the range");
+    assert!(
+        (seconds - 1.0).abs() < 0.1,
+        "sound of a 1 s range lasts {seconds} s"
+    );
+
+    let silent = dir.path().join("silent.mp4");
+    quick(&clip("bigbuckbunny.mp4"), &silent)
+        .args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "1",
+            "--iterations",
+            "0",
+        ])
+        .args(["--output-size", "160", "--frames", ":10", "--no-audio"])
+        .assert()
+        .success();
+    assert!(probe(&silent).audio.is_none());
+}
+
+#[test]
+fn an_odd_sized_variable_rate_clip_keeps_every_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfr = dir.path().join("vfr.mkv");
+    // 175x143, with irregular gaps between frames.
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-frames:v",
+        "24",
+        "-vf",
+        "scale=175:143,setpts='(N+floor(N/4)*0.7)/(25*TB)'",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "ffv1",
+        vfr.to_str().unwrap(),
+    ]);
+    let a = probe(&vfr);
+    let gaps: Vec<f64> = a.times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().cloned().fold(0.0, f64::max) > 1.5 * gaps.iter().cloned().fold(1.0, f64::min)
+    );
+
+    let even = dir.path().join("even.mp4");
+    let output = quick(&vfr, &even).assert().success().get_output().clone();
+    let b = probe(&even);
+    assert_same_times(&a.times, &b.times);
+    assert_eq!(b.size, (176, 144));
+    assert!(
+        stderr_of(&output).contains("175x143 is odd"),
+        "{}",
+        stderr_of(&output)
+    );
+
+    let exact = dir.path().join("exact.mkv");
+    quick(&vfr, &exact)
+        .args(["--pix-fmt", "yuv444p"])
+        .assert()
+        .success();
+    let c = probe(&exact);
+    assert_same_times(&a.times, &c.times);
+    assert_eq!(c.size, (175, 143));
+}
+
+#[test]
+fn a_rotated_phone_clip_comes_out_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotated = dir.path().join("portrait.mp4");
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-frames:v",
+        "6",
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        rotated.to_str().unwrap(),
+    ]);
+    assert!(probe(&rotated).rotated);
+    // No optimisation: the output is the input, turned upright by us.
+    let out = dir.path().join("upright.mkv");
+    quick(&rotated, &out)
+        .args([
+            "--size",
+            "176",
+            "--first-frame-iterations",
+            "0",
+            "--iterations",
+            "0",
+        ])
+        .args(["--codec", "ffv1", "--pix-fmt", "yuv444p"])
+        .assert()
+        .success();
+    let b = probe(&out);
+    assert_eq!(b.size, (144, 176));
+    assert!(!b.rotated);
+    // ffmpeg's own upright decoding of the input agrees with ours.
+    let (theirs, ours) = (dir.path().join("theirs.png"), dir.path().join("ours.png"));
+    ffmpeg_cli(&[
+        "-i",
+        rotated.to_str().unwrap(),
+        "-frames:v",
+        "1",
+        theirs.to_str().unwrap(),
+    ]);
+    ffmpeg_cli(&[
+        "-i",
+        out.to_str().unwrap(),
+        "-frames:v",
+        "1",
+        ours.to_str().unwrap(),
+    ]);
+    let (t, o) = (
+        image::open(theirs).unwrap().to_rgb8(),
+        image::open(ours).unwrap().to_rgb8(),
+    );
+    assert_eq!(t.dimensions(), o.dimensions());
+    let diff = t
+        .as_raw()
+        .iter()
+        .zip(o.as_raw())
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / t.as_raw().len() as f64;
+    assert!(diff < 3.0, "mean difference {diff}");
+}
+
+#[test]
+fn frame_sequences_go_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Video to PNG frames, numbered from 0.
+    let frames = d.join("frames");
+    quick(&clip("carphone_pristine.mp4"), &frames.join("%04d.png"))
+        .args(["--frames", "0:8"])
+        .assert()
+        .success();
+    let names: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(&frames)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names,
+        (0..8).map(|i| format!("{i:04}.png")).collect::<Vec<_>>()
+    );
+    let first = image::open(frames.join("0000.png")).unwrap();
+    assert_eq!((first.width(), first.height()), (176, 144));
+
+    // Those frames (a folder) back to a 29.97 fps video.
+    let back = d.join("back.mp4");
+    quick(&frames, &back)
+        .args(["--fps", "29.97"])
+        .assert()
+        .success();
+    let b = probe(&back);
+    assert_eq!(b.times.len(), 8);
+    assert!(
+        (b.times[7] - 7.0 * 1001.0 / 30000.0).abs() < 0.002,
+        "{:?}",
+        b.times
+    );
+
+    // A pattern to 16-bit PNGs, keeping the input's numbers, and to EXR.
+    let deep = d.join("deep");
+    quick(&frames.join("%04d.png"), &deep.join("f%03d.png"))
+        .args(["--bit-depth", "16", "--frames", "2:5"])
+        .assert()
+        .success();
+    let f = image::open(deep.join("f002.png")).unwrap();
+    assert_eq!(f.color(), image::ColorType::Rgb16);
+    assert!(deep.join("f004.png").is_file() && !deep.join("f005.png").exists());
+    let exr = d.join("exr");
+    quick(&frames, &exr.join("%04d.exr"))
+        .args(["--frames", ":2"])
+        .assert()
+        .success();
+    let e = stylize_video::io::image::load(&exr.join("0001.exr")).unwrap();
+    assert_eq!(e.dimensions(), (176, 144));
+    // An EXR sequence reads back as it was written (sRGB in, linear in the file, sRGB out).
+    let again = d.join("again");
+    quick(&exr.join("%04d.exr"), &again.join("%04d.png"))
+        .args([
+            "--first-frame-iterations",
+            "0",
+            "--iterations",
+            "0",
+            "--size",
+            "176",
+        ])
+        .assert()
+        .success();
+    let png = stylize_video::io::image::load(&again.join("0000.png")).unwrap();
+    let src = stylize_video::io::image::load(&exr.join("0000.exr")).unwrap();
+    let worst = png
+        .as_raw()
+        .iter()
+        .zip(src.as_raw())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 0.02, "{worst}");
+}
+
+#[test]
+fn broken_and_unusable_videos_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = d.join("notes.mp4");
+    std::fs::write(&text, "not a video at all\n").unwrap();
+    let sound = d.join("sound.m4a");
+    ffmpeg_cli(&[
+        "-i",
+        clip("bigbuckbunny.mp4").to_str().unwrap(),
+        "-vn",
+        "-c",
+        "copy",
+        sound.to_str().unwrap(),
+    ]);
+    let out = d.join("out.mp4");
+    let cases: Vec<(PathBuf, Vec<&str>, Vec<&str>)> = vec![
+        (text.clone(), vec![], vec!["notes.mp4", "not a video"]),
+        (
+            d.join("missing.mp4"),
+            vec![],
+            vec!["missing.mp4", "no such file"],
+        ),
+        (sound.clone(), vec![], vec!["sound.m4a", "no video stream"]),
+        (
+            clip("carphone_pristine.mp4"),
+            vec!["--frames", "500:"],
+            vec!["--frames", "no frame in this range"],
+        ),
+        (
+            clip("carphone_pristine.mp4"),
+            vec!["--frames", "9:3"],
+            vec!["--frames", "end must come after"],
+        ),
+    ];
+    for (input, extra, expected) in cases {
+        let output = quick(&input, &out)
+            .args(&extra)
+            .assert()
+            .failure()
+            .code(1)
+            .get_output()
+            .clone();
+        let log = stderr_of(&output);
+        for needle in expected {
+            assert!(log.contains(needle), "{input:?} {extra:?}: {log}");
+        }
+        assert!(!out.exists());
+    }
+    // A container that cannot hold the codec, named with both.
+    let webm = d.join("out.webm");
+    let log = stderr_of(
+        &quick(&clip("carphone_pristine.mp4"), &webm)
+            .args(["--codec", "h264", "--frames", ":2"])
+            .assert()
+            .failure()
+            .get_output()
+            .clone(),
+    );
+    assert!(
+        log.contains("--codec = h264")
+            && log.contains("webm container")
+            && log.contains("cannot hold it"),
+        "{log}"
+    );
+    assert!(!log.contains("frame(s)"), "refused before any frame: {log}");
+    assert!(!webm.exists());
+    // An unwritable place.
+    let log = stderr_of(
+        &quick(&clip("carphone_pristine.mp4"), Path::new("/proc/out.mp4"))
+            .assert()
+            .failure()
+            .get_output()
+            .clone(),
+    );
+    assert!(log.contains("/proc/out.mp4"), "{log}");
+}
+
+#[test]
+fn a_damaged_clip_gives_what_can_be_decoded_and_reports_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(clip("carphone_pristine.mp4")).unwrap();
+    // Garbage over a stretch in the middle of the picture data.
+    let middle = bytes.len() / 2;
+    for (i, b) in bytes[middle..middle + 40_000].iter_mut().enumerate() {
+        *b = (i * 7919 % 251) as u8;
+    }
+    let damaged = dir.path().join("damaged.mp4");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = dir.path().join("out.mp4");
+    let output = quick(&damaged, &out)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let log = stderr_of(&output);
+    assert!(log.contains("damaged"), "{log}");
+    let frames = probe(&out).times.len();
+    assert!(frames > 60, "only {frames} frames");
+
+    // Cut in half: the index of an mp4 is at its start here, so what is there decodes.
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(
+        &cut,
+        &std::fs::read(clip("carphone_pristine.mp4")).unwrap()[..middle],
+    )
+    .unwrap();
+    let out2 = dir.path().join("out2.mp4");
+    let output = quick(&cut, &out2).assert().get_output().clone();
+    let log = stderr_of(&output);
+    if output.status.success() {
+        let n = probe(&out2).times.len();
+        assert!(n > 10 && n < 120, "{n} frames from half a file");
+        assert!(log.contains("damaged") || n < 120, "{log}");
+    } else {
+        assert!(log.contains("cut.mp4"), "{log}");
+    }
+}
+
+/// Waits until `dir` holds at least `n` kept frames.
+fn wait_for_frames(dir: &Path, n: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let count = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".png")
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        assert!(start.elapsed() < limit, "no {n} kept frames in {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_without_redoing_finished_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("resumed.mp4");
+    let json = dir.path().join("r.json");
+    let kept = dir.path().join("resumed.mp4.frames");
+    let binary = assert_cmd::cargo::cargo_bin("stylize-video");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            clip("carphone_pristine.mp4").display().to_string(),
+            "--style".into(),
+            van_gogh().display().to_string(),
+            "--size".into(),
+            "64".into(),
+            "--first-frame-iterations".into(),
+            "20".into(),
+            "--iterations".into(),
+            "10".into(),
+            "--frames".into(),
+            ":30".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--report".into(),
+            json.display().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+
+    // Killed outright (no chance to clean up) after a few frames.
+    let mut child = Process::new(&binary).args(args(&[])).spawn().unwrap();
+    wait_for_frames(&kept, 6, Duration::from_secs(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "no output before the end");
+    let settled = std::fs::read_dir(&kept)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count();
+    assert!(settled < 30);
+
+    // Ctrl-C: stops after the frame in flight, says how to resume, exit status 130.
+    let mut child = Process::new(&binary)
+        .args(args(&[]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_frames(&kept, settled + 3, Duration::from_secs(120));
+    Process::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(
+        log.contains("resuming") && log.contains("run the same command again"),
+        "{log}"
+    );
+    assert!(!out.exists());
+
+    // Other settings: refused, nothing touched.
+    let other = Command::new(&binary)
+        .args(args(&["--iterations", "11"]))
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let log = stderr_of(&other);
+    assert!(
+        log.contains("other settings") && log.contains("--restart"),
+        "{log}"
+    );
+
+    // The same command: resumes, finishes, and stylises only the frames that were missing.
+    let before = std::fs::read_dir(&kept)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count();
+    let done = Command::new(&binary)
+        .args(args(&[]))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        stderr_of(&done).contains(&format!("resuming: {before} finished frame(s)")),
+        "{}",
+        stderr_of(&done)
+    );
+    let r = report(&json);
+    assert_eq!(r["totals"]["frames"], 30);
+    assert_eq!(r["totals"]["resumed"], before);
+    assert_eq!(r["totals"]["stylized"], 30 - before);
+    assert_eq!(r["frames"].as_array().unwrap().len(), 30 - before);
+    assert_eq!(r["frames"][0]["index"], before);
+    // The resumed frame started warm from the last kept one: it used the warm budget.
+    assert_eq!(r["frames"][0]["iterations"], 10);
+    assert_eq!(probe(&out).times.len(), 30);
+    assert!(
+        !kept.exists(),
+        "kept frames are removed once the output is complete"
+    );
+}
+
+#[test]
+fn warm_frames_reach_a_cold_frames_loss_in_fewer_iterations() {
+    use std::ops::ControlFlow;
+    use stylize_video::engine::preprocess::to_network;
+    use stylize_video::engine::stylizer::*;
+    use stylize_video::frames::FrameSource;
+    use stylize_video::io::video::decode::VideoSource;
+
+    let mut source = VideoSource::open(&clip("carphone_pristine.mp4"), 96).unwrap();
+    let frames: Vec<_> = (0..4)
+        .map(|_| source.next_frame().unwrap().unwrap())
+        .collect();
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 96), 1.0)], &loss).unwrap();
+    let stylizer = Stylizer::new(&vgg, &style, loss, OptimizerSettings::default()).unwrap();
+    let device = tch::Device::Cpu;
+    let content = |i: usize| to_network(&frames[i].image, device);
+    let cold_iterations = 100;
+    let previous = stylizer
+        .run_for(&content(0), &content(0), cold_iterations, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    // Frame 3, cold: the loss 100 iterations reach.
+    let cold = stylizer
+        .run_for(&content(3), &content(3), cold_iterations, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    // Frame 3, warm from frame 0's result: iterations to reach the same loss.
+    let mut reached = None;
+    let warm = stylizer
+        .run_for(&content(3), &previous.image, cold_iterations, |it| {
+            if it.terms.total <= cold.best.total && reached.is_none() {
+                reached = Some(it.iteration);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let reached = reached.unwrap_or_else(|| {
+        panic!(
+            "warm start never reached {} (best {})",
+            cold.best.total, warm.best.total
+        )
+    });
+    eprintln!("warm frame reached the cold-{cold_iterations} loss after {reached} iterations");
+    assert!(
+        reached * 2 <= cold_iterations,
+        "warm start took {reached} iterations"
+    );
+}
