@@ -252,9 +252,7 @@ impl VideoSettings {
                             "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi, or a frame pattern such as out/%05d.png",
                         ));
                     }
-                    let input =
-                        (!sequence::is_sequence(&self.input)).then_some(self.input.as_path());
-                    crate::io::video::encode::preflight(&self.output, input, &self.encode)?;
+                    crate::io::video::encode::preflight(&self.output, &self.encode)?;
                 }
                 atomic::check_writable(&self.output, self.overwrite)?;
             }

@@ -157,6 +157,32 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
         "sound of a 1 s range lasts {seconds} s"
     );
 
+    // WebM cannot hold AAC: the sound is encoded again (Opus), for the same time.
+    let webm = dir.path().join("part.webm");
+    let log = stderr_of(
+        &quick(&clip("bigbuckbunny.mp4"), &webm)
+            .args([
+                "--size",
+                "32",
+                "--first-frame-iterations",
+                "1",
+                "--iterations",
+                "0",
+            ])
+            .args(["--output-size", "160", "--frames", ":25"])
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert!(log.contains("re-encoded"), "{log}");
+    let w = probe(&webm);
+    assert_eq!(w.codec, "vp9");
+    assert_eq!(w.times.len(), 25);
+    let (codec, seconds) = w.audio.expect("sound in the WebM");
+    assert_eq!(codec, "opus");
+    assert!((seconds - 1.0).abs() < 0.1, "{seconds}");
+
     let silent = dir.path().join("silent.mp4");
     quick(&clip("bigbuckbunny.mp4"), &silent)
         .args([

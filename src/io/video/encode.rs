@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::color;
-use ffmpeg::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
+use ffmpeg::{codec, encoder, format, frame, Dictionary, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
+use super::audio::{query, Sound};
 use super::{init, rational, set_colorspace, space_of, sws_matrix, video_error};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, SourceInfo};
@@ -54,12 +55,7 @@ pub fn is_video_output(path: &Path) -> bool {
 }
 
 fn supports(output: &format::context::Output, id: codec::Id) -> bool {
-    unsafe { query(&*(*output.as_ptr()).oformat, id) }
-}
-
-/// Whether a muxer can hold a codec.
-unsafe fn query(muxer: *const ffmpeg::ffi::AVOutputFormat, id: codec::Id) -> bool {
-    ffmpeg::ffi::avformat_query_codec(muxer, id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 1
+    unsafe { query((*output.as_ptr()).oformat, id) }
 }
 
 /// The codec a setting names, or the container's default.
@@ -70,9 +66,9 @@ fn codec_name(settings: &EncodeSettings, container: &str) -> String {
         .unwrap_or_else(|| if container == "webm" { "vp9" } else { "h264" }.to_string())
 }
 
-/// Checks, before any frame is made, that `path`'s container can hold the chosen codec and the
-/// sound of `input`, and that the codec and pixel format exist.
-pub fn preflight(path: &Path, input: Option<&Path>, settings: &EncodeSettings) -> Result<()> {
+/// Checks, before any frame is made, that `path`'s container can hold the chosen codec, and
+/// that the codec and pixel format exist.
+pub fn preflight(path: &Path, settings: &EncodeSettings) -> Result<()> {
     init();
     let container = container_of(path).ok_or_else(|| {
         Error::output(
@@ -124,38 +120,7 @@ pub fn preflight(path: &Path, input: Option<&Path>, settings: &EncodeSettings) -
             }
         }
     }
-    if let (true, Some(input)) = (settings.audio, input) {
-        if let Ok(source) = format::input(&input) {
-            if let Some(stream) = source.streams().best(media::Type::Audio) {
-                let id = stream.parameters().id();
-                if !unsafe { query(muxer, id) } {
-                    return Err(Error::output(
-                        path,
-                        format!(
-                            "the {container} container cannot hold the {:?} sound of '{}'; use --no-audio or a .mkv output",
-                            id,
-                            input.display()
-                        ),
-                    ));
-                }
-            }
-        }
-    }
     Ok(())
-}
-
-/// Sound carried over from the source.
-struct Audio {
-    input: format::context::Input,
-    in_stream: usize,
-    in_time_base: Rational,
-    out_stream: usize,
-    /// Source time (in its time base) that becomes 0 in the output.
-    start: i64,
-    /// Whether the whole source is rendered (all the sound is kept), or a range (the sound is
-    /// cut at the last frame's end).
-    whole: bool,
-    done: bool,
 }
 
 /// A video file being written.
@@ -172,7 +137,9 @@ pub struct VideoSink {
     offset: i64,
     durations: HashMap<i64, i64>,
     end_seconds: f64,
-    audio: Option<Audio>,
+    audio: Option<Sound>,
+    /// Whether the whole source is rendered (all its sound is kept).
+    whole: bool,
     frames: usize,
 }
 
@@ -185,7 +152,7 @@ pub struct EncodePlan {
     /// Size of the encoded pictures.
     pub size: (u32, u32),
     /// Whether sound is copied, re-encoded or absent.
-    pub audio: &'static str,
+    pub audio: String,
     /// Remarks (odd sizes, ...).
     pub notes: Vec<String>,
 }
@@ -352,11 +319,12 @@ impl VideoSink {
             (*ost.as_mut_ptr()).sample_aspect_ratio = rational(info.sample_aspect_ratio).into();
         }
 
-        let mut audio_plan = "none";
+        let mut audio_plan = "none".to_string();
         let audio = if settings.audio && info.has_audio {
-            let a = Audio::open(input, &mut output, start_pts, whole, info)?;
-            audio_plan = "copied";
-            Some(a)
+            let start_seconds = start_pts as f64 * info.time_base.as_f64();
+            let (sound, plan) = Sound::add(input, &mut output, start_seconds)?;
+            audio_plan = plan;
+            Some(sound)
         } else {
             None
         };
@@ -396,6 +364,7 @@ impl VideoSink {
                 durations: HashMap::new(),
                 end_seconds: 0.0,
                 audio,
+                whole,
                 frames: 0,
             },
             plan,
@@ -441,7 +410,7 @@ impl VideoSink {
             packet.rescale_ts(self.time_base, ost_time_base);
             if let (Some(audio), Some(dts)) = (self.audio.as_mut(), packet.dts()) {
                 let seconds = dts as f64 * f64::from(ost_time_base);
-                audio.copy_until(&mut self.output, seconds, &self.path)?;
+                audio.write_until(&mut self.output, seconds, &self.path)?;
             }
             packet
                 .write_interleaved(&mut self.output)
@@ -476,12 +445,12 @@ impl FrameSink for VideoSink {
         self.drain()?;
         if let Some(audio) = self.audio.as_mut() {
             // All the sound when the whole source was rendered, else up to the last frame's end.
-            let until = if audio.whole {
+            let until = if self.whole {
                 f64::INFINITY
             } else {
                 self.end_seconds
             };
-            audio.copy_until(&mut self.output, until, &self.path)?;
+            audio.finish(&mut self.output, until, &self.path)?;
         }
         self.output
             .write_trailer()
@@ -508,99 +477,4 @@ pub fn temporary_path(path: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!(".{stem}.partial.{ext}"))
-}
-
-impl Audio {
-    fn open(
-        input: &Path,
-        output: &mut format::context::Output,
-        start_pts: i64,
-        whole: bool,
-        info: &SourceInfo,
-    ) -> Result<Self> {
-        let source = format::input(&input)
-            .map_err(|e| video_error(input, "cannot reopen for its sound", e))?;
-        let stream = source
-            .streams()
-            .best(media::Type::Audio)
-            .ok_or_else(|| Error::video(input, "its sound stream went missing"))?;
-        let (in_stream, in_time_base) = (stream.index(), stream.time_base());
-        let parameters = stream.parameters();
-        let id = parameters.id();
-        if !supports(output, id) {
-            return Err(Error::output(
-                input,
-                format!(
-                    "the output container cannot hold this {:?} sound; use --no-audio or a .mkv output",
-                    id
-                ),
-            ));
-        }
-        let mut ost = output
-            .add_stream(encoder::find(codec::Id::None))
-            .map_err(|e| video_error(input, "cannot add the sound stream", e))?;
-        ost.set_parameters(parameters);
-        unsafe {
-            (*ost.parameters().as_mut_ptr()).codec_tag = 0;
-        }
-        let out_stream = ost.index();
-        // Video times (source time base) to sound times.
-        let to_audio = |t: i64| {
-            let seconds = t as f64 * info.time_base.as_f64();
-            (seconds / f64::from(in_time_base)).round() as i64
-        };
-        Ok(Audio {
-            input: source,
-            in_stream,
-            in_time_base,
-            out_stream,
-            start: to_audio(start_pts),
-            whole,
-            done: false,
-        })
-    }
-
-    /// Copies sound packets up to `seconds` of output time.
-    fn copy_until(
-        &mut self,
-        output: &mut format::context::Output,
-        seconds: f64,
-        path: &Path,
-    ) -> Result<()> {
-        let out_time_base = output.stream(self.out_stream).expect("added").time_base();
-        while !self.done {
-            let mut packet = Packet::empty();
-            match packet.read(&mut self.input) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Eof) => {
-                    self.done = true;
-                    break;
-                }
-                Err(_) => continue,
-            }
-            if packet.stream() != self.in_stream {
-                continue;
-            }
-            let Some(pts) = packet.pts().or(packet.dts()) else {
-                continue;
-            };
-            if pts < self.start {
-                continue;
-            }
-            let shift = |t: Option<i64>| t.map(|t| t - self.start);
-            packet.set_pts(shift(packet.pts()));
-            packet.set_dts(shift(packet.dts()));
-            packet.set_stream(self.out_stream);
-            packet.set_position(-1);
-            packet.rescale_ts(self.in_time_base, out_time_base);
-            let at = packet.dts().unwrap_or(0) as f64 * f64::from(out_time_base);
-            packet
-                .write_interleaved(output)
-                .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
-            if at > seconds {
-                break;
-            }
-        }
-        Ok(())
-    }
 }

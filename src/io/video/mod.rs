@@ -1,6 +1,7 @@
 //! Video files through ffmpeg (ffmpeg-next): decoding to upright RGB frames, encoding stylised
 //! frames with the source's timing, sound and aspect. Behind the `video` cargo feature.
 
+mod audio;
 pub mod decode;
 pub mod encode;
 

@@ -1,0 +1,384 @@
+//! The source's sound in the output: copied packet for packet when the container can hold its
+//! codec, else decoded and encoded again with the container's usual sound codec. Sound is
+//! written interleaved with the video, up to the time the video has reached.
+
+use std::path::Path;
+
+use ffmpeg::{codec, decoder, encoder, filter, format, frame, media, Packet, Rational};
+use ffmpeg_next as ffmpeg;
+
+use super::video_error;
+use crate::error::{Error, Result};
+
+/// Whether a muxer can hold a codec.
+pub(crate) unsafe fn query(muxer: *const ffmpeg::ffi::AVOutputFormat, id: codec::Id) -> bool {
+    ffmpeg::ffi::avformat_query_codec(muxer, id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 1
+}
+
+/// The encoder for a sound codec, preferring the usual library over experimental native ones.
+fn sound_encoder(id: codec::Id) -> Option<ffmpeg::Codec> {
+    let preferred = match id {
+        codec::Id::OPUS => Some("libopus"),
+        codec::Id::VORBIS => Some("libvorbis"),
+        codec::Id::MP3 => Some("libmp3lame"),
+        _ => None,
+    };
+    preferred
+        .and_then(encoder::find_by_name)
+        .or_else(|| encoder::find(id))
+}
+
+enum Mode {
+    Copy,
+    Encode {
+        decoder: decoder::Audio,
+        encoder: encoder::Audio,
+        graph: filter::Graph,
+        /// Samples encoded so far (the encoder's time base is one sample).
+        samples: i64,
+    },
+}
+
+/// Sound carried over from the source.
+pub(crate) struct Sound {
+    input: format::context::Input,
+    in_stream: usize,
+    in_time_base: Rational,
+    out_stream: usize,
+    /// Source time (in its time base) that becomes 0 in the output.
+    start: i64,
+    mode: Mode,
+    done: bool,
+}
+
+impl Sound {
+    /// Adds the sound of `input` to `output` (before its header is written). `start_seconds` of
+    /// source time becomes 0. Returns the sound and how it is carried ("copied" or
+    /// "re-encoded as ...").
+    pub fn add(
+        input: &Path,
+        output: &mut format::context::Output,
+        start_seconds: f64,
+    ) -> Result<(Self, String)> {
+        let source = format::input(&input)
+            .map_err(|e| video_error(input, "cannot reopen it for its sound", e))?;
+        let stream = source
+            .streams()
+            .best(media::Type::Audio)
+            .ok_or_else(|| Error::video(input, "its sound stream went missing"))?;
+        let (in_stream, in_time_base) = (stream.index(), stream.time_base());
+        let parameters = stream.parameters();
+        let id = parameters.id();
+        let muxer = unsafe { (*output.as_ptr()).oformat };
+        let global_header = output
+            .format()
+            .flags()
+            .contains(format::Flags::GLOBAL_HEADER);
+        let fail = |what: &str, e: ffmpeg::Error| video_error(input, what, e);
+        let (mode, out_stream, plan) = if unsafe { query(muxer, id) } {
+            let mut ost = output
+                .add_stream(encoder::find(codec::Id::None))
+                .map_err(|e| fail("cannot add the sound stream", e))?;
+            ost.set_parameters(parameters);
+            unsafe {
+                (*ost.parameters().as_mut_ptr()).codec_tag = 0;
+            }
+            (Mode::Copy, ost.index(), "copied".to_string())
+        } else {
+            let target = unsafe { (*muxer).audio_codec };
+            let target_id = codec::Id::from(target);
+            let codec = sound_encoder(target_id)
+                .filter(|_| target_id != codec::Id::None)
+                .ok_or_else(|| {
+                    Error::video(input, "the output container takes no sound this ffmpeg can encode; use --no-audio")
+                })?;
+            let audio = codec
+                .audio()
+                .map_err(|e| fail("the container's sound codec is not a sound codec", e))?;
+            let mut decoder = codec::context::Context::from_parameters(parameters)
+                .map_err(|e| fail("cannot read the sound's parameters", e))?
+                .decoder()
+                .audio()
+                .map_err(|e| fail("no decoder for the sound", e))?;
+            decoder
+                .set_parameters(stream.parameters())
+                .map_err(|e| fail("sound parameters", e))?;
+            let mut ost = output
+                .add_stream(codec)
+                .map_err(|e| fail("cannot add the sound stream", e))?;
+            let mut enc = codec::context::Context::new_with_codec(codec)
+                .encoder()
+                .audio()
+                .map_err(|e| fail("cannot set up the sound encoder", e))?;
+            let layout = audio
+                .channel_layouts()
+                .map(|l| l.best(decoder.channel_layout().channels()))
+                .unwrap_or(ffmpeg::ChannelLayout::STEREO);
+            let rate = audio
+                .rates()
+                .map(|mut r| {
+                    let all: Vec<i32> = r.by_ref().collect();
+                    if all.contains(&(decoder.rate() as i32)) {
+                        decoder.rate() as i32
+                    } else {
+                        all.iter().copied().max().unwrap_or(48000)
+                    }
+                })
+                .unwrap_or(decoder.rate() as i32);
+            let sample_format = audio
+                .formats()
+                .and_then(|mut f| f.next())
+                .unwrap_or(decoder.format());
+            enc.set_rate(rate);
+            enc.set_channel_layout(layout);
+            enc.set_channels(layout.channels());
+            enc.set_format(sample_format);
+            enc.set_bit_rate(160_000);
+            enc.set_time_base((1, rate));
+            if global_header {
+                enc.set_flags(codec::Flags::GLOBAL_HEADER);
+            }
+            let enc = enc
+                .open_as(codec)
+                .map_err(|e| fail("cannot open the sound encoder", e))?;
+            ost.set_parameters(&enc);
+            ost.set_time_base((1, rate));
+            let graph =
+                resampler(&decoder, &enc).map_err(|e| fail("cannot convert the sound", e))?;
+            let name = codec.name().to_string();
+            (
+                Mode::Encode {
+                    decoder,
+                    encoder: enc,
+                    graph,
+                    samples: 0,
+                },
+                ost.index(),
+                format!("re-encoded as {name} (the container cannot hold {id:?})"),
+            )
+        };
+        Ok((
+            Sound {
+                input: source,
+                in_stream,
+                in_time_base,
+                out_stream,
+                start: (start_seconds / f64::from(in_time_base)).round() as i64,
+                mode,
+                done: false,
+            },
+            plan,
+        ))
+    }
+
+    /// Writes the sound up to `seconds` of output time (one packet beyond, at most).
+    pub fn write_until(
+        &mut self,
+        output: &mut format::context::Output,
+        seconds: f64,
+        path: &Path,
+    ) -> Result<()> {
+        let out_time_base = output.stream(self.out_stream).expect("added").time_base();
+        while !self.done {
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => {
+                    self.done = true;
+                    self.flush(output, path)?;
+                    break;
+                }
+                Err(_) => continue,
+            }
+            if packet.stream() != self.in_stream {
+                continue;
+            }
+            let Some(pts) = packet.pts().or(packet.dts()) else {
+                continue;
+            };
+            if pts < self.start {
+                continue;
+            }
+            let at = (pts - self.start) as f64 * f64::from(self.in_time_base);
+            match &mut self.mode {
+                Mode::Copy => {
+                    let shift = |t: Option<i64>| t.map(|t| t - self.start);
+                    packet.set_pts(shift(packet.pts()));
+                    packet.set_dts(shift(packet.dts()));
+                    packet.set_stream(self.out_stream);
+                    packet.set_position(-1);
+                    packet.rescale_ts(self.in_time_base, out_time_base);
+                    packet
+                        .write_interleaved(output)
+                        .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
+                }
+                Mode::Encode { decoder, .. } => {
+                    // Damaged sound packets are skipped.
+                    if decoder.send_packet(&packet).is_ok() {
+                        self.encode_ready(output, path, false)?;
+                    }
+                }
+            }
+            if at > seconds {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves decoded sound through the converter and the encoder into the file.
+    fn encode_ready(
+        &mut self,
+        output: &mut format::context::Output,
+        path: &Path,
+        flushing: bool,
+    ) -> Result<()> {
+        let out_stream = self.out_stream;
+        let Mode::Encode {
+            decoder,
+            encoder,
+            graph,
+            samples,
+        } = &mut self.mode
+        else {
+            return Ok(());
+        };
+        let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
+        let mut decoded = frame::Audio::empty();
+        while decoder.receive_frame(&mut decoded).is_ok() {
+            graph
+                .get("in")
+                .expect("made")
+                .source()
+                .add(&decoded)
+                .map_err(|e| fail("cannot convert the sound", e))?;
+        }
+        if flushing {
+            let _ = graph.get("in").expect("made").source().flush();
+        }
+        let encoder_time_base = encoder.time_base();
+        let out_time_base = output.stream(out_stream).expect("added").time_base();
+        let mut converted = frame::Audio::empty();
+        while graph
+            .get("out")
+            .expect("made")
+            .sink()
+            .frame(&mut converted)
+            .is_ok()
+        {
+            converted.set_pts(Some(*samples));
+            *samples += converted.samples() as i64;
+            encoder
+                .send_frame(&converted)
+                .map_err(|e| fail("the sound encoder refused a frame", e))?;
+            write_packets(
+                encoder,
+                output,
+                out_stream,
+                encoder_time_base,
+                out_time_base,
+                path,
+            )?;
+        }
+        if flushing {
+            let _ = encoder.send_eof();
+            write_packets(
+                encoder,
+                output,
+                out_stream,
+                encoder_time_base,
+                out_time_base,
+                path,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, output: &mut format::context::Output, path: &Path) -> Result<()> {
+        if let Mode::Encode { decoder, .. } = &mut self.mode {
+            let _ = decoder.send_eof();
+            self.encode_ready(output, path, true)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the sound at `seconds` of output time (or writes all of it when infinite).
+    pub fn finish(
+        &mut self,
+        output: &mut format::context::Output,
+        seconds: f64,
+        path: &Path,
+    ) -> Result<()> {
+        self.write_until(output, seconds, path)?;
+        if !self.done {
+            self.done = true;
+            self.flush(output, path)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_packets(
+    encoder: &mut encoder::Audio,
+    output: &mut format::context::Output,
+    stream: usize,
+    from: Rational,
+    to: Rational,
+    path: &Path,
+) -> Result<()> {
+    let mut packet = Packet::empty();
+    while encoder.receive_packet(&mut packet).is_ok() {
+        packet.set_stream(stream);
+        packet.rescale_ts(from, to);
+        packet
+            .write_interleaved(output)
+            .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
+    }
+    Ok(())
+}
+
+/// A filter graph that converts decoded sound to what the encoder takes, in frames of the
+/// encoder's size.
+fn resampler(
+    decoder: &decoder::Audio,
+    encoder: &encoder::Audio,
+) -> Result<filter::Graph, ffmpeg::Error> {
+    let mut graph = filter::Graph::new();
+    let args = format!(
+        "time_base={}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
+        decoder.time_base(),
+        decoder.rate(),
+        decoder.format().name(),
+        decoder.channel_layout().bits()
+    );
+    graph.add(
+        &filter::find("abuffer").ok_or(ffmpeg::Error::FilterNotFound)?,
+        "in",
+        &args,
+    )?;
+    graph.add(
+        &filter::find("abuffersink").ok_or(ffmpeg::Error::FilterNotFound)?,
+        "out",
+        "",
+    )?;
+    {
+        let mut out = graph.get("out").expect("added");
+        out.set_sample_format(encoder.format());
+        out.set_channel_layout(encoder.channel_layout());
+        out.set_sample_rate(encoder.rate());
+    }
+    graph.output("in", 0)?.input("out", 0)?.parse("anull")?;
+    graph.validate()?;
+    let variable = encoder.codec().is_some_and(|c| {
+        c.capabilities()
+            .contains(ffmpeg::codec::capabilities::Capabilities::VARIABLE_FRAME_SIZE)
+    });
+    if !variable && encoder.frame_size() > 0 {
+        graph
+            .get("out")
+            .expect("added")
+            .sink()
+            .set_frame_size(encoder.frame_size());
+    }
+    Ok(graph)
+}
