@@ -47,7 +47,8 @@ pub struct StyleSettings {
     pub styles: Vec<StyleImage>,
     /// Processing size: the long edge in pixels; default 512.
     pub size: u32,
-    /// The painting's long edge relative to the processing size; default 1.
+    /// The painting's long edge relative to the processing size (or to its own long edge when
+    /// that is smaller); default 1.
     pub style_scale: f64,
     /// Where the (first) optimisation starts.
     pub init: Init,
@@ -106,13 +107,15 @@ impl StyleSettings {
         self.optimizer.validate()
     }
 
-    /// The paintings in network space, scaled to `--style-scale` times the processing size, with
-    /// their blend weights.
+    /// The paintings in network space with their blend weights. A painting's long edge is the
+    /// processing size, or its own long edge if that is smaller (enlarging a painting only blurs
+    /// its brush strokes), times `--style-scale`.
     pub(crate) fn load_styles(&self) -> Result<Vec<(Tensor, f64)>> {
-        let edge = (f64::from(self.size) * self.style_scale).round() as u32;
         let mut styles = Vec::with_capacity(self.styles.len());
         for style in &self.styles {
             let painting = picture::load(&style.path)?;
+            let own = painting.width().max(painting.height());
+            let edge = (f64::from(self.size.min(own)) * self.style_scale).round() as u32;
             let (w, h) = scaled_size(painting.width(), painting.height(), edge);
             check_processing_size(&style.path, "--style-scale", self.style_scale, w, h)?;
             styles.push((

@@ -102,7 +102,7 @@ pub struct Args {
     pub keep_frames: bool,
 
     /// Maximum optimiser iterations per image, or per warm frame of a video (0 writes the
-    /// start) [default: 500 for images, 200 for warm video frames].
+    /// start) [default: 500 for images, 100 for warm video frames].
     #[arg(short = 'n', long)]
     pub iterations: Option<usize>,
 
@@ -134,7 +134,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub style_layer_weights: Vec<f64>,
 
-    /// The painting's long edge relative to the processing size.
+    /// The painting's long edge relative to the processing size (or to its own long edge when
+    /// that is smaller: paintings are not enlarged by default, which would blur their strokes).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub style_scale: f64,
 
@@ -244,7 +245,7 @@ pub enum OptimizerArg {
 pub const STILL_ITERATIONS: usize = 500;
 
 /// Iterations of a warm video frame unless --iterations says otherwise.
-pub const WARM_ITERATIONS: usize = 200;
+pub const WARM_ITERATIONS: usize = 100;
 
 fn parse_fps(text: &str) -> Result<Ratio> {
     let bad = || {

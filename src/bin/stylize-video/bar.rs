@@ -22,13 +22,23 @@ impl Progress for Bar {
         if self.quiet {
             return;
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        // An unknown total (a container that does not say its frame count) shows a spinner.
+        let (length, template) = if total > 0 {
+            (
+                Some(total),
+                format!("{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what}  loss {{msg}}  {{per_sec}}  eta {{eta}}"),
+            )
+        } else {
+            (
+                None,
+                format!("{{elapsed_precise}} {{spinner}} {{pos}} {what}  loss {{msg}}  {{per_sec}}"),
+            )
+        };
+        let bar = ProgressBar::with_draw_target(length, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what}  loss {{msg}}  {{per_sec}}  eta {{eta}}"
-            ))
-            .expect("a valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template(&template)
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(250));
         self.bar = Some(bar);

@@ -119,7 +119,7 @@ impl VideoSource {
             frame_rate.as_f64(),
             frames.map(|n| format!(", {n} frames")).unwrap_or_default(),
             if rotation != 0 {
-                format!(", rotated {rotation}°")
+                format!(", turned {rotation}° clockwise to stand upright")
             } else {
                 String::new()
             },
@@ -290,11 +290,6 @@ impl VideoSource {
             }
         }
         Ok(())
-    }
-
-    /// Pictures that could not be decoded so far.
-    pub fn damaged(&self) -> usize {
-        self.damaged
     }
 }
 
