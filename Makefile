@@ -11,10 +11,15 @@ export PATH := $(VENV)/bin:$(PATH)
 CARGO ?= cargo
 BIN := target/release/stylize-video
 
-# The demo: a Big Buck Bunny frame in the style of Van Gogh. Small on a CPU, larger on a GPU.
+# The demo: Big Buck Bunny in the style of Van Gogh, with its sound, and one frame of it as an
+# image with the GIF of its optimisation. Small and short on a CPU, the whole clip larger on a GPU.
 HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 DEMO_SIZE ?= $(if $(HAVE_GPU),720,256)
 DEMO_ITERATIONS ?= $(if $(HAVE_GPU),500,200)
+DEMO_VIDEO_SIZE ?= $(if $(HAVE_GPU),720,128)
+DEMO_VIDEO_FRAMES ?= $(if $(HAVE_GPU),:,:50)
+DEMO_VIDEO_FIRST ?= $(if $(HAVE_GPU),500,300)
+DEMO_VIDEO_WARM ?= $(if $(HAVE_GPU),100,60)
 DEMO_OUT := demo-output
 
 .PHONY: setup build demo test lint bench clean
@@ -27,6 +32,12 @@ build: setup
 
 demo: build
 	@mkdir -p $(DEMO_OUT)
+	$(BIN) samples/video/bigbuckbunny.mp4 \
+	  --style samples/styles/van-gogh-village-street-auvers.jpg \
+	  --size $(DEMO_VIDEO_SIZE) --frames $(DEMO_VIDEO_FRAMES) \
+	  --first-frame-iterations $(DEMO_VIDEO_FIRST) --iterations $(DEMO_VIDEO_WARM) \
+	  -o $(DEMO_OUT)/bigbuckbunny.van-gogh.mp4 \
+	  --report $(DEMO_OUT)/bigbuckbunny.van-gogh.json --overwrite
 	$(BIN) samples/frames/bigbuckbunny-060.jpg \
 	  --style samples/styles/van-gogh-village-street-auvers.jpg \
 	  --size $(DEMO_SIZE) --iterations $(DEMO_ITERATIONS) \
@@ -34,6 +45,7 @@ demo: build
 	  --gif $(DEMO_OUT)/bigbuckbunny-060.van-gogh.gif \
 	  --report $(DEMO_OUT)/bigbuckbunny-060.van-gogh.json --overwrite
 	@echo
+	@echo "demo: stylised clip   $(DEMO_OUT)/bigbuckbunny.van-gogh.mp4 (with its sound)"
 	@echo "demo: stylised frame  $(DEMO_OUT)/bigbuckbunny-060.van-gogh.png"
 	@echo "demo: iteration GIF   $(DEMO_OUT)/bigbuckbunny-060.van-gogh.gif"
 	@echo "demo: report          $(DEMO_OUT)/bigbuckbunny-060.van-gogh.json"
