@@ -68,7 +68,8 @@ pub struct PipelineJob<'a> {
     pub range: FrameRange,
     /// Frames kept so far, if the run keeps them (and how many are there already).
     pub kept: Option<(&'a KeptFrames, usize)>,
-    /// Set from outside (Ctrl-C) to stop after the frame in flight, keeping finished frames.
+    /// Set from outside (Ctrl-C) to stop at once: the frame in flight is abandoned, finished
+    /// frames are kept.
     pub stop: &'a AtomicBool,
 }
 
@@ -100,6 +101,8 @@ enum Decoded {
     Frame(Frame),
     Warning(String),
     Failed(Error),
+    /// The source is exhausted (a closed channel without this means the thread died).
+    End,
 }
 
 enum Styled {
@@ -232,14 +235,15 @@ where
                 ),
                 "the source has no frame in this range",
             )),
-            Ok(None) => break,
+            Ok(None) => Decoded::End,
             Err(e) => Decoded::Failed(e),
         };
-        let last = matches!(message, Decoded::Failed(_));
+        let last = matches!(message, Decoded::Failed(_) | Decoded::End);
         if tx.send(message).is_err() || last {
             return;
         }
     }
+    let _ = tx.send(Decoded::End);
 }
 
 /// The encoding thread: keeps new frames, writes every frame to the sink, completes it.
@@ -302,16 +306,23 @@ fn stylize_all(
     let mut init_image: Option<Option<Rgb32FImage>> = None;
     let mut position = 0usize;
     let mut loss_so_far = f64::NAN;
-    for message in decoded {
-        let frame = match message {
-            Decoded::Frame(f) => f,
-            Decoded::Warning(w) => {
+    loop {
+        let frame = match decoded.recv() {
+            Ok(Decoded::Frame(f)) => f,
+            Ok(Decoded::Warning(w)) => {
                 progress.log(&w);
                 outcome.warnings.push(w);
                 continue;
             }
-            Decoded::Failed(e) => return Err(e),
-            Decoded::Info(_) => continue,
+            Ok(Decoded::Failed(e)) => return Err(e),
+            Ok(Decoded::Info(_)) => continue,
+            Ok(Decoded::End) => break,
+            // The decoding thread died without a word: never finish a short output as if
+            // the source had ended.
+            Err(_) => return Err(Error::NonFinite(
+                "the decoding thread stopped unexpectedly (it crashed); finished frames are kept"
+                    .into(),
+            )),
         };
         if job.stop.load(Ordering::SeqCst) {
             outcome.interrupted = true;

@@ -44,7 +44,7 @@ pub struct EncodeSettings {
 pub struct VideoSettings {
     /// A video file, a folder of frames, or a pattern such as `shot/%05d.png`.
     pub input: PathBuf,
-    /// A video file (`.mp4`, `.mkv`, `.mov`, `.webm`, `.avi`) or a pattern such as
+    /// A video file (`.mp4`, `.mkv`, `.mov`, `.webm`) or a pattern such as
     /// `out/%05d.png`.
     pub output: PathBuf,
     /// How the result looks; its optimiser's iterations are the warm frames'.
@@ -110,7 +110,7 @@ pub fn is_still_run(input: &Path, output: Option<&Path>) -> bool {
 }
 
 /// Extensions of the video containers written.
-pub const VIDEO_EXTENSIONS: [&str; 6] = ["mp4", "m4v", "mkv", "mov", "webm", "avi"];
+pub const VIDEO_EXTENSIONS: [&str; 5] = ["mp4", "m4v", "mkv", "mov", "webm"];
 
 /// Whether `path` has a video container's extension.
 pub fn is_video_path(path: &Path) -> bool {
@@ -172,6 +172,27 @@ pub fn kept_dir(output: &Path) -> PathBuf {
             output.with_file_name(format!("{name}.frames"))
         }
     }
+}
+
+/// Identity of an input for the fingerprint: for a file, where it is, its size and when it
+/// changed; for a frame sequence, a digest of every frame file's name, size and time.
+fn input_identity(path: &Path) -> Value {
+    if !sequence::is_sequence(path) {
+        return identity(path);
+    }
+    use sha2::{Digest, Sha256};
+    let files = sequence::list(path).unwrap_or_default();
+    let mut digest = Sha256::new();
+    for (number, file) in &files {
+        digest.update(identity(file).to_string().as_bytes());
+        digest.update(number.to_le_bytes());
+    }
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    json!({ "sequence": path.display().to_string(), "frames": files.len(), "digest": hex })
 }
 
 /// Identity of a file for the fingerprint: where it is, its size and when it changed.
@@ -249,7 +270,7 @@ impl VideoSettings {
                     if !crate::io::video::encode::is_video_output(&self.output) {
                         return Err(Error::output(
                             &self.output,
-                            "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi, or a frame pattern such as out/%05d.png",
+                            "unknown video extension: use .mp4, .mkv, .mov or .webm, or a frame pattern such as out/%05d.png",
                         ));
                     }
                     crate::io::video::encode::preflight(&self.output, &self.encode)?;
@@ -266,11 +287,18 @@ impl VideoSettings {
     /// Every setting that changes the kept frames' pixels.
     fn fingerprint(&self) -> Value {
         let mut style = self.style.report(1, 1);
-        style.remove("device");
-        style.remove("weights");
+        // Paths as typed depend on the directory the command runs in; identities do not.
+        for key in ["device", "weights", "styles", "init"] {
+            style.remove(key);
+        }
+        let init = match &self.style.init {
+            crate::settings::Init::Image(p) => identity(p),
+            other => json!(format!("{other:?}")),
+        };
         json!({
-            "input": identity(&self.input),
-            "styles": self.style.styles.iter().map(|s| identity(&s.path)).collect::<Vec<_>>(),
+            "input": input_identity(&self.input),
+            "init": init,
+            "styles": self.style.styles.iter().map(|s| json!({ "file": identity(&s.path), "blend": s.blend })).collect::<Vec<_>>(),
             "style": style,
             "first_frame_iterations": self.first_frame_iterations,
             "start": self.range.start,
@@ -361,7 +389,7 @@ fn sequence_output_exists(output: &Path) -> bool {
 }
 
 /// Stylises the video or sequence `settings.input` into `settings.output`. `stop` (set by a
-/// Ctrl-C handler) ends the run after the frame in flight, keeping the finished frames.
+/// Ctrl-C handler) ends the run, abandoning the frame in flight and keeping the finished ones.
 pub fn stylize_video(
     settings: &VideoSettings,
     progress: &mut dyn Progress,

@@ -118,7 +118,7 @@ impl Lbfgs {
 impl Optimizer for Lbfgs {
     fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Step> {
         let g = &at.eval.gradient;
-        let d = self.direction(g);
+        let mut d = self.direction(g);
         let mut t = self.learning_rate * self.damping;
         if self.pairs.is_empty() {
             // Without curvature information the gradient's scale is meaningless: take a step
@@ -129,7 +129,15 @@ impl Optimizer for Lbfgs {
         let mut candidate = None;
         if self.line_search {
             let f0 = at.eval.terms.total;
-            let gtd = f64::try_from(dot(g, &d))?;
+            let mut gtd = f64::try_from(dot(g, &d))?;
+            if gtd >= 0.0 {
+                // Round-off made the direction point uphill: forget the history, go down.
+                self.pairs.clear();
+                d = -g;
+                gtd = -f64::try_from(dot(g, g))?;
+                let g_l1 = f64::try_from(g.abs().sum(Kind::Float))?;
+                t = self.learning_rate * self.damping * (1.0 / g_l1).min(1.0);
+            }
             for _ in 0..MAX_BACKTRACKS {
                 let x = &at.x + &d * t;
                 let eval = objective(&x)?;
@@ -149,6 +157,8 @@ impl Optimizer for Lbfgs {
         match candidate {
             Some(p) => {
                 self.remember(&p.x - &at.x, &p.eval.gradient - g)?;
+                // A good step earns back some of the step length lost in recoveries.
+                self.damping = (self.damping * 2.0).min(1.0);
                 Ok(Step::Moved(p))
             }
             None => {

@@ -38,7 +38,7 @@ pub struct Args {
     pub style_blend: Vec<f64>,
 
     /// The output [default: INPUT's name + .stylized, beside it]: an image (.png, .jpg, .tif,
-    /// .exr, .bmp, .webp), a video (.mp4, .mkv, .mov, .webm, .avi) or a frame pattern
+    /// .exr, .bmp, .webp), a video (.mp4, .mkv, .mov, .webm) or a frame pattern
     /// (out/%05d.png).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,

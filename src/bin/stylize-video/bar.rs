@@ -31,7 +31,9 @@ impl Progress for Bar {
         } else {
             (
                 None,
-                format!("{{elapsed_precise}} {{spinner}} {{pos}} {what}  loss {{msg}}  {{per_sec}}"),
+                format!(
+                    "{{elapsed_precise}} {{spinner}} {{pos}} {what}  loss {{msg}}  {{per_sec}}"
+                ),
             )
         };
         let bar = ProgressBar::with_draw_target(length, ProgressDrawTarget::stderr());

@@ -12,7 +12,7 @@ use stylize_video::still::stylize_image;
 use stylize_video::video::stylize_video;
 use stylize_video::Error;
 
-/// Set by the first Ctrl-C: the run stops after the frame in flight, keeping finished frames.
+/// Set by the first Ctrl-C: the run stops, abandoning the frame in flight, keeping finished ones.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             // A second Ctrl-C: leave at once.
             std::process::exit(130);
         }
-        eprintln!("\nstylize-video: stopping after the frame in flight (Ctrl-C again to quit now)");
+        eprintln!("\nstylize-video: stopping; finished frames are kept (Ctrl-C again to quit now)");
     });
     let result = if args.is_still() {
         still(&args)

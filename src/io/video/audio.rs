@@ -34,8 +34,9 @@ enum Mode {
         decoder: decoder::Audio,
         encoder: encoder::Audio,
         graph: filter::Graph,
-        /// Samples encoded so far (the encoder's time base is one sample).
-        samples: i64,
+        /// Output time of the next sample, in samples (the encoder's time base); set from the
+        /// first packet's time so that sound that starts late stays in sync.
+        samples: Option<i64>,
     },
 }
 
@@ -112,7 +113,7 @@ impl Sound {
                 .map_err(|e| fail("cannot set up the sound encoder", e))?;
             let layout = audio
                 .channel_layouts()
-                .map(|l| l.best(decoder.channel_layout().channels()))
+                .map(|l| l.best(layout_of(&decoder).channels()))
                 .unwrap_or(ffmpeg::ChannelLayout::STEREO);
             let rate = audio
                 .rates()
@@ -151,7 +152,7 @@ impl Sound {
                     decoder,
                     encoder: enc,
                     graph,
-                    samples: 0,
+                    samples: None,
                 },
                 ost.index(),
                 format!("re-encoded as {name} (the container cannot hold {id:?})"),
@@ -179,16 +180,27 @@ impl Sound {
         path: &Path,
     ) -> Result<()> {
         let out_time_base = output.stream(self.out_stream).expect("added").time_base();
+        let mut errors = 0;
         while !self.done {
             let mut packet = Packet::empty();
             match packet.read(&mut self.input) {
-                Ok(()) => {}
+                Ok(()) => errors = 0,
                 Err(ffmpeg::Error::Eof) => {
                     self.done = true;
                     self.flush(output, path)?;
                     break;
                 }
-                Err(_) => continue,
+                // Damaged data is skipped, up to a point: a file that keeps failing ends its
+                // sound there.
+                Err(_) if errors < super::MAX_READ_ERRORS => {
+                    errors += 1;
+                    continue;
+                }
+                Err(_) => {
+                    self.done = true;
+                    self.flush(output, path)?;
+                    break;
+                }
             }
             if packet.stream() != self.in_stream {
                 continue;
@@ -212,7 +224,13 @@ impl Sound {
                         .write_interleaved(output)
                         .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
                 }
-                Mode::Encode { decoder, .. } => {
+                Mode::Encode {
+                    decoder,
+                    encoder,
+                    samples,
+                    ..
+                } => {
+                    samples.get_or_insert((at * f64::from(encoder.rate())).round() as i64);
                     // Damaged sound packets are skipped.
                     if decoder.send_packet(&packet).is_ok() {
                         self.encode_ready(output, path, false)?;
@@ -245,7 +263,8 @@ impl Sound {
         };
         let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
         let mut decoded = frame::Audio::empty();
-        while decoder.receive_frame(&mut decoded).is_ok() {
+        // A damaged sound frame is skipped rather than ending the sound.
+        while super::ready(decoder.receive_frame(&mut decoded)).unwrap_or(false) {
             graph
                 .get("in")
                 .expect("made")
@@ -266,8 +285,9 @@ impl Sound {
             .frame(&mut converted)
             .is_ok()
         {
-            converted.set_pts(Some(*samples));
-            *samples += converted.samples() as i64;
+            let next = samples.get_or_insert(0);
+            converted.set_pts(Some(*next));
+            *next += converted.samples() as i64;
             encoder
                 .send_frame(&converted)
                 .map_err(|e| fail("the sound encoder refused a frame", e))?;
@@ -327,7 +347,9 @@ fn write_packets(
     path: &Path,
 ) -> Result<()> {
     let mut packet = Packet::empty();
-    while encoder.receive_packet(&mut packet).is_ok() {
+    while super::ready(encoder.receive_packet(&mut packet))
+        .map_err(|e| video_error(path, "the sound encoder failed", e))?
+    {
         packet.set_stream(stream);
         packet.rescale_ts(from, to);
         packet
@@ -335,6 +357,17 @@ fn write_packets(
             .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
     }
     Ok(())
+}
+
+/// The decoder's channel layout, or the usual one for its channel count when the stream does not
+/// say (PCM in AVI or WAV often does not).
+fn layout_of(decoder: &decoder::Audio) -> ffmpeg::ChannelLayout {
+    let layout = decoder.channel_layout();
+    if layout.bits() == 0 {
+        ffmpeg::ChannelLayout::default(i32::from(decoder.channels()))
+    } else {
+        layout
+    }
 }
 
 /// A filter graph that converts decoded sound to what the encoder takes, in frames of the
@@ -349,7 +382,7 @@ fn resampler(
         decoder.time_base(),
         decoder.rate(),
         decoder.format().name(),
-        decoder.channel_layout().bits()
+        layout_of(decoder).bits()
     );
     graph.add(
         &filter::find("abuffer").ok_or(ffmpeg::Error::FilterNotFound)?,

@@ -15,8 +15,7 @@ use crate::engine::preprocess::scaled_size;
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSource, Ratio, SourceInfo};
 
-/// Read errors in a row after which the file is given up as unreadable.
-const MAX_READ_ERRORS: usize = 100;
+use super::MAX_READ_ERRORS;
 
 /// A video file's frames, decoded in presentation order.
 pub struct VideoSource {
@@ -177,9 +176,16 @@ impl VideoSource {
                 Ok(()) => return Ok(Some(picture)),
                 Err(ffmpeg::Error::Eof) => return Ok(None),
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
-                Err(_) => {
-                    // A damaged picture: count it and go on with the next.
+                Err(e) => {
+                    // A damaged picture: count it and go on with the next, up to a point.
                     self.damaged += 1;
+                    read_errors += 1;
+                    if read_errors >= MAX_READ_ERRORS {
+                        self.warnings.push(format!(
+                            "gave up decoding after {MAX_READ_ERRORS} errors in a row ({e})"
+                        ));
+                        return Ok(None);
+                    }
                     continue;
                 }
             }

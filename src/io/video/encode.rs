@@ -44,7 +44,6 @@ fn container_of(path: &Path) -> Option<&'static str> {
         "mkv" => "matroska",
         "mov" => "mov",
         "webm" => "webm",
-        "avi" => "avi",
         _ => return None,
     })
 }
@@ -73,7 +72,7 @@ pub fn preflight(path: &Path, settings: &EncodeSettings) -> Result<()> {
     let container = container_of(path).ok_or_else(|| {
         Error::output(
             path,
-            "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi",
+            "unknown video extension: use .mp4, .mkv, .mov or .webm",
         )
     })?;
     let name = std::ffi::CString::new(container).expect("no NUL");
@@ -141,6 +140,25 @@ pub struct VideoSink {
     /// Whether the whole source is rendered (all its sound is kept).
     whole: bool,
     frames: usize,
+    /// Set once the file is complete and renamed; until then dropping the sink removes it.
+    finished: bool,
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Drop for VideoSink {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
 }
 
 /// What a sink made of the settings, for the log.
@@ -191,13 +209,15 @@ impl VideoSink {
         let container = container_of(path).ok_or_else(|| {
             Error::output(
                 path,
-                "unknown video extension: use .mp4, .mkv, .mov, .webm or .avi",
+                "unknown video extension: use .mp4, .mkv, .mov or .webm",
             )
         })?;
         let temporary = temporary_path(path);
         let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
         let mut output = format::output_as(&temporary, container)
             .map_err(|e| fail("cannot create the output", e))?;
+        // Until the sink exists (and its Drop takes over), a failure removes the file.
+        let guard = RemoveOnDrop(temporary.clone());
         let codec_name = codec_name(settings, container);
         let (codec, encoder_name) = find_encoder(&codec_name).ok_or_else(|| {
             Error::setting(
@@ -350,6 +370,7 @@ impl VideoSink {
             audio: audio_plan,
             notes,
         };
+        std::mem::forget(guard);
         Ok((
             VideoSink {
                 path: path.to_path_buf(),
@@ -366,6 +387,7 @@ impl VideoSink {
                 audio,
                 whole,
                 frames: 0,
+                finished: false,
             },
             plan,
         ))
@@ -400,7 +422,9 @@ impl VideoSink {
     fn drain(&mut self) -> Result<()> {
         let ost_time_base = self.output.stream(self.stream).expect("added").time_base();
         let mut packet = Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
+        while super::ready(self.encoder.receive_packet(&mut packet))
+            .map_err(|e| video_error(&self.path, "the encoder failed", e))?
+        {
             if let Some(pts) = packet.pts() {
                 if let Some(d) = self.durations.remove(&pts) {
                     packet.set_duration(d);
@@ -455,18 +479,18 @@ impl FrameSink for VideoSink {
         self.output
             .write_trailer()
             .map_err(|e| video_error(&self.path, "cannot complete the file", e))?;
-        let (temporary, path) = (self.temporary.clone(), self.path.clone());
-        drop(self);
-        std::fs::rename(&temporary, &path).map_err(|source| Error::Io {
+        std::fs::rename(&self.temporary, &self.path).map_err(|source| Error::Io {
             action: "cannot rename the finished video to",
-            path,
+            path: self.path.clone(),
             source,
-        })
+        })?;
+        self.finished = true;
+        Ok(())
     }
 }
 
-/// The temporary name a video is written under: beside it, hidden, with the same extension so
-/// that an interrupted file can still be opened.
+/// The temporary name a video is written under: beside it, hidden, unique to this process. It
+/// is removed if the video is not completed.
 pub fn temporary_path(path: &Path) -> PathBuf {
     let stem = path
         .file_stem()
@@ -476,5 +500,5 @@ pub fn temporary_path(path: &Path) -> PathBuf {
         .extension()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{stem}.partial.{ext}"))
+    path.with_file_name(format!(".{stem}.partial-{}.{ext}", std::process::id()))
 }

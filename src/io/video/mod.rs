@@ -24,6 +24,22 @@ pub(crate) fn init() {
     });
 }
 
+/// Read or decode errors in a row after which a file is given up as unreadable from there on.
+pub(crate) const MAX_READ_ERRORS: usize = 100;
+
+/// Whether a receive call gave something: `Ok(false)` when the codec needs more input or is
+/// drained, an error for anything else (which must not pass for the end of the data).
+pub(crate) fn ready(
+    result: std::result::Result<(), ffmpeg::Error>,
+) -> std::result::Result<bool, ffmpeg::Error> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(ffmpeg::Error::Eof) => Ok(false),
+        Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn ratio(r: ffmpeg::Rational) -> Ratio {
     Ratio::new(r.numerator(), r.denominator())
 }
