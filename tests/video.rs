@@ -183,6 +183,80 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
     assert_eq!(codec, "opus");
     assert!((seconds - 1.0).abs() < 0.1, "{seconds}");
 
+    // Sound that starts late stays late when it is encoded again.
+    let late = dir.path().join("late.mkv");
+    let bbb = clip("bigbuckbunny.mp4");
+    let bbb = bbb.to_str().unwrap();
+    ffmpeg_cli(&[
+        "-i",
+        bbb,
+        "-itsoffset",
+        "0.3",
+        "-i",
+        bbb,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-t",
+        "1",
+        "-c",
+        "copy",
+        late.to_str().unwrap(),
+    ]);
+    let late_webm = dir.path().join("late.webm");
+    quick(&late, &late_webm)
+        .args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "1",
+            "--iterations",
+            "0",
+            "--output-size",
+            "160",
+        ])
+        .assert()
+        .success();
+    let l = probe(&late_webm);
+    assert!(
+        (l.audio_start - 0.3).abs() < 0.03,
+        "sound starts at {}",
+        l.audio_start
+    );
+    assert!(l.times[0].abs() < 0.001);
+
+    // PCM sound (AVI) cannot go into MP4: it becomes AAC, all channels kept.
+    let pcm = dir.path().join("pcm.avi");
+    ffmpeg_cli(&[
+        "-i",
+        bbb,
+        "-t",
+        "1",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        "pcm_s16le",
+        pcm.to_str().unwrap(),
+    ]);
+    let pcm_mp4 = dir.path().join("pcm.mp4");
+    quick(&pcm, &pcm_mp4)
+        .args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "1",
+            "--iterations",
+            "0",
+            "--output-size",
+            "160",
+        ])
+        .assert()
+        .success();
+    let (codec, seconds) = probe(&pcm_mp4).audio.expect("sound");
+    assert_eq!(codec, "aac");
+    assert!((seconds - 1.0).abs() < 0.1, "{seconds}");
+
     let silent = dir.path().join("silent.mp4");
     quick(&clip("bigbuckbunny.mp4"), &silent)
         .args([
@@ -346,6 +420,27 @@ fn frame_sequences_go_in_and_out() {
         "{:?}",
         b.times
     );
+
+    // Kept frames of a sequence input are tied to its files: a changed frame is noticed.
+    let again_dir = d.join("kept-test");
+    let run = || {
+        let mut c = quick(&frames.join("%04d.png"), &again_dir.join("%04d.png"));
+        c.args(["--keep-frames", "--frames", ":3"]);
+        c
+    };
+    run().assert().success();
+    let log = stderr_of(&run().assert().success().get_output().clone());
+    assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::copy(frames.join("0005.png"), frames.join("0001.png")).unwrap();
+    let log = stderr_of(&run().assert().failure().get_output().clone());
+    assert!(
+        log.contains("other settings (input") && log.contains("--restart"),
+        "{log}"
+    );
+    // Starting over replaces the frames written before, so it needs --overwrite too.
+    run().arg("--restart").assert().failure();
+    run().args(["--restart", "--overwrite"]).assert().success();
 
     // A pattern to 16-bit PNGs, keeping the input's numbers, and to EXR.
     let deep = d.join("deep");

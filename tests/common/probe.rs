@@ -20,6 +20,8 @@ pub struct Probe {
     pub duration: f64,
     /// Sound: codec and duration in seconds, if any.
     pub audio: Option<(String, f64)>,
+    /// When the sound starts, in seconds.
+    pub audio_start: f64,
     /// Pixel aspect ratio of the video stream.
     pub sample_aspect_ratio: (i32, i32),
     /// Rotation side data present.
@@ -72,6 +74,7 @@ pub fn probe(path: &Path) -> Probe {
         times,
         duration,
         audio: audio_stream.map(|(_, _, c)| (c, a_end - a_first)),
+        audio_start: a_first,
         sample_aspect_ratio: (sar.numerator(), sar.denominator()),
         rotated,
     }

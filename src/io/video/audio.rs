@@ -114,7 +114,7 @@ impl Sound {
             let layout = audio
                 .channel_layouts()
                 .map(|l| l.best(layout_of(&decoder).channels()))
-                .unwrap_or(ffmpeg::ChannelLayout::STEREO);
+                .unwrap_or_else(|| layout_of(&decoder));
             let rate = audio
                 .rates()
                 .map(|mut r| {

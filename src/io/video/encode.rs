@@ -144,6 +144,32 @@ pub struct VideoSink {
     finished: bool,
 }
 
+/// Removes temporary files of earlier runs to the same output that were killed outright (a
+/// stopped or failed run removes its own).
+fn remove_stale_partials(path: &Path) {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (prefix, suffix) = (format!(".{stem}.partial-"), format!(".{ext}"));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && name.ends_with(&suffix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Removes a file when dropped.
 struct RemoveOnDrop(PathBuf);
 
@@ -485,6 +511,7 @@ impl FrameSink for VideoSink {
             source,
         })?;
         self.finished = true;
+        remove_stale_partials(&self.path);
         Ok(())
     }
 }
