@@ -56,6 +56,8 @@ test: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	# The frames-only build (no ffmpeg), as taken to machines without ffmpeg's libraries.
+	$(CARGO) clippy --release --no-default-features --all-targets -- -D warnings
 
 # CPU (and CUDA when present) evaluation timings, with PyTorch on the same machine for a ratio.
 bench: build
