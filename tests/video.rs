@@ -277,14 +277,14 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
 fn an_odd_sized_variable_rate_clip_keeps_every_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let vfr = dir.path().join("vfr.mkv");
-    // 175x143, with irregular gaps between frames.
+    // 175x143 with non-square (4:3) pixels, with irregular gaps between frames.
     ffmpeg_cli(&[
         "-i",
         clip("carphone_pristine.mp4").to_str().unwrap(),
         "-frames:v",
         "24",
         "-vf",
-        "scale=175:143,setpts='(N+floor(N/4)*0.7)/(25*TB)'",
+        "scale=175:143,setsar=4/3,setpts='(N+floor(N/4)*0.7)/(25*TB)'",
         "-fps_mode",
         "passthrough",
         "-c:v",
@@ -316,6 +316,9 @@ fn an_odd_sized_variable_rate_clip_keeps_every_timestamp() {
     let c = probe(&exact);
     assert_same_times(&a.times, &c.times);
     assert_eq!(c.size, (175, 143));
+    assert_eq!(a.sample_aspect_ratio, (4, 3));
+    assert_eq!(b.sample_aspect_ratio, (4, 3));
+    assert_eq!(c.sample_aspect_ratio, (4, 3));
 }
 
 #[test]
