@@ -41,7 +41,14 @@ pub fn probe(path: &Path) -> Probe {
     let codec = format!("{:?}", ctx.id()).to_lowercase();
     let decoder = ctx.decoder().video().unwrap();
     let size = (decoder.width(), decoder.height());
-    let sar = decoder.aspect_ratio();
+    let sar: ffmpeg::Rational = unsafe {
+        ffmpeg::ffi::av_guess_sample_aspect_ratio(
+            input.as_ptr() as *mut _,
+            video.as_ptr() as *mut _,
+            std::ptr::null_mut(),
+        )
+    }
+    .into();
     let rotated = video
         .side_data()
         .any(|s| s.kind() == ffmpeg::codec::packet::side_data::Type::DisplayMatrix);

@@ -99,7 +99,18 @@ impl VideoSource {
         if frame_rate.num <= 0 || frame_rate.den <= 0 {
             frame_rate = Ratio::new(25, 1);
         }
-        let mut sar = ratio(decoder.aspect_ratio());
+        // The container's pixel aspect when it has one (Matroska keeps it there), else the
+        // codec's.
+        let mut sar = ratio(
+            unsafe {
+                ffmpeg::ffi::av_guess_sample_aspect_ratio(
+                    input.as_ptr() as *mut _,
+                    stream.as_ptr() as *mut _,
+                    std::ptr::null_mut(),
+                )
+            }
+            .into(),
+        );
         if sar.num <= 0 || sar.den <= 0 {
             sar = Ratio::new(1, 1);
         }
