@@ -277,6 +277,16 @@ impl Sound {
         }
         let encoder_time_base = encoder.time_base();
         let out_time_base = output.stream(out_stream).expect("added").time_base();
+        let mut write = |encoder: &mut encoder::Audio| {
+            write_packets(
+                encoder,
+                output,
+                out_stream,
+                encoder_time_base,
+                out_time_base,
+                path,
+            )
+        };
         let mut converted = frame::Audio::empty();
         while graph
             .get("out")
@@ -291,25 +301,11 @@ impl Sound {
             encoder
                 .send_frame(&converted)
                 .map_err(|e| fail("the sound encoder refused a frame", e))?;
-            write_packets(
-                encoder,
-                output,
-                out_stream,
-                encoder_time_base,
-                out_time_base,
-                path,
-            )?;
+            write(encoder)?;
         }
         if flushing {
             let _ = encoder.send_eof();
-            write_packets(
-                encoder,
-                output,
-                out_stream,
-                encoder_time_base,
-                out_time_base,
-                path,
-            )?;
+            write(encoder)?;
         }
         Ok(())
     }

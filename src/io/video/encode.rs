@@ -53,10 +53,6 @@ pub fn is_video_output(path: &Path) -> bool {
     container_of(path).is_some()
 }
 
-fn supports(output: &format::context::Output, id: codec::Id) -> bool {
-    unsafe { query((*output.as_ptr()).oformat, id) }
-}
-
 /// The codec a setting names, or the container's default.
 fn codec_name(settings: &EncodeSettings, container: &str) -> String {
     settings
@@ -84,6 +80,24 @@ pub fn preflight(path: &Path, settings: &EncodeSettings) -> Result<()> {
             format!("this ffmpeg has no {container} muxer"),
         ));
     }
+    choose(path, container, muxer, settings).map(|_| ())
+}
+
+/// What to encode with.
+struct Choice {
+    codec: ffmpeg::Codec,
+    encoder_name: String,
+    pix_fmt: Pixel,
+}
+
+/// The encoder and pixel format for `settings` in the `container` of `path` (whose muxer is
+/// `muxer`), or an error naming the flag and what does not fit.
+fn choose(
+    path: &Path,
+    container: &str,
+    muxer: *const ffmpeg::ffi::AVOutputFormat,
+    settings: &EncodeSettings,
+) -> Result<Choice> {
     let codec_name = codec_name(settings, container);
     let (codec, encoder_name) = find_encoder(&codec_name).ok_or_else(|| {
         Error::setting(
@@ -102,24 +116,32 @@ pub fn preflight(path: &Path, settings: &EncodeSettings) -> Result<()> {
             ),
         ));
     }
-    if let Some(name) = &settings.pix_fmt {
-        let p: Pixel = name
-            .parse()
-            .map_err(|_| Error::setting("--pix-fmt", name, "not a pixel format ffmpeg knows"))?;
-        let video = codec
-            .video()
-            .map_err(|e| video_error(path, "not a video codec", e))?;
-        if let Some(formats) = video.formats() {
-            if !formats.into_iter().any(|f| f == p) {
+    let video = codec
+        .video()
+        .map_err(|e| video_error(path, "the codec is not a video codec", e))?;
+    let supported: Vec<Pixel> = video.formats().map(|f| f.collect()).unwrap_or_default();
+    let pix_fmt = match &settings.pix_fmt {
+        Some(name) => {
+            let p: Pixel = name.parse().map_err(|_| {
+                Error::setting("--pix-fmt", name, "not a pixel format ffmpeg knows")
+            })?;
+            if !supported.is_empty() && !supported.contains(&p) {
                 return Err(Error::setting(
                     "--pix-fmt",
                     name,
                     format!("{encoder_name} cannot encode it"),
                 ));
             }
+            p
         }
-    }
-    Ok(())
+        None if supported.is_empty() || supported.contains(&Pixel::YUV420P) => Pixel::YUV420P,
+        None => supported[0],
+    };
+    Ok(Choice {
+        codec,
+        encoder_name,
+        pix_fmt,
+    })
 }
 
 /// A video file being written.
@@ -244,45 +266,16 @@ impl VideoSink {
             .map_err(|e| fail("cannot create the output", e))?;
         // Until the sink exists (and its Drop takes over), a failure removes the file.
         let guard = RemoveOnDrop(temporary.clone());
-        let codec_name = codec_name(settings, container);
-        let (codec, encoder_name) = find_encoder(&codec_name).ok_or_else(|| {
-            Error::setting(
-                "--codec",
-                &codec_name,
-                "no such encoder in this ffmpeg build",
-            )
-        })?;
-        if !supports(&output, codec.id()) {
-            return Err(Error::setting(
-                "--codec",
-                &codec_name,
-                format!(
-                    "the {container} container of '{}' cannot hold it; choose another codec or container (.mkv holds most)",
-                    path.display()
-                ),
-            ));
-        }
-        let video = codec
-            .video()
-            .map_err(|e| fail("the codec is not a video codec", e))?;
-        let supported: Vec<Pixel> = video.formats().map(|f| f.collect()).unwrap_or_default();
-        let pix_fmt = match &settings.pix_fmt {
-            Some(name) => {
-                let p: Pixel = name.parse().map_err(|_| {
-                    Error::setting("--pix-fmt", name, "not a pixel format ffmpeg knows")
-                })?;
-                if !supported.is_empty() && !supported.contains(&p) {
-                    return Err(Error::setting(
-                        "--pix-fmt",
-                        name,
-                        format!("{encoder_name} cannot encode it"),
-                    ));
-                }
-                p
-            }
-            None if supported.is_empty() || supported.contains(&Pixel::YUV420P) => Pixel::YUV420P,
-            None => supported[0],
-        };
+        let Choice {
+            codec,
+            encoder_name,
+            pix_fmt,
+        } = choose(
+            path,
+            container,
+            unsafe { (*output.as_ptr()).oformat },
+            settings,
+        )?;
         let descriptor = pix_fmt
             .descriptor()
             .ok_or_else(|| Error::setting("--pix-fmt", format!("{pix_fmt:?}"), "unknown"))?;
