@@ -9,6 +9,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::engine::preprocess::{resize, scaled_size, to_network};
 use crate::engine::stylizer::{LossSettings, OptimizerSettings};
+use crate::engine::vgg::{Precision, Vgg19};
 use crate::error::{Error, Result};
 use crate::io::image as picture;
 use crate::report::engine_settings;
@@ -64,6 +65,10 @@ pub struct StyleSettings {
     pub optimizer: OptimizerSettings,
     /// The compute device.
     pub device: Device,
+    /// Arithmetic of the network's convolutions; default float32.
+    pub precision: Precision,
+    /// Channels-last activations (what tensor cores prefer); default off.
+    pub channels_last: bool,
     /// The VGG19 weights file.
     pub weights: PathBuf,
 }
@@ -105,6 +110,16 @@ impl StyleSettings {
         }
         self.loss.validate()?;
         self.optimizer.validate()
+    }
+
+    /// The network, on the device and in the arithmetic asked for.
+    pub(crate) fn network(&self) -> Result<Vgg19> {
+        Vgg19::load_with(
+            &self.weights,
+            self.device,
+            self.precision,
+            self.channels_last,
+        )
     }
 
     /// The paintings in network space with their blend weights. A painting's long edge is the
@@ -185,6 +200,8 @@ impl StyleSettings {
             "seed": self.seed,
             "preserve_colors": self.preserve_colors,
             "device": crate::device::describe(self.device),
+            "precision": self.precision,
+            "channels_last": self.channels_last,
             "weights": self.weights.display().to_string(),
         });
         if let Value::Object(extra) = extra {

@@ -9,7 +9,6 @@ use image::Rgb32FImage;
 
 use crate::engine::preprocess::{self, from_network, resize, scaled_size, to_network};
 use crate::engine::stylizer::{Outcome, StyleTarget, Stylizer};
-use crate::engine::vgg::Vgg19;
 use crate::error::{Error, Result};
 use crate::io::gif::GifRecorder;
 use crate::io::{atomic, image as picture};
@@ -127,7 +126,7 @@ pub fn stylize_image(
     let styles = look.load_styles()?;
     let init_image = look.load_init_image(w, h)?;
 
-    let vgg = Vgg19::load(&look.weights, device)?;
+    let vgg = look.network()?;
     let style_target = StyleTarget::new(&vgg, &styles, &look.loss)?;
     drop(styles);
     let stylizer = Stylizer::new(

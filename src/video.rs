@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use crate::engine::preprocess::scaled_size;
 use crate::engine::stylizer::{StyleTarget, Stylizer};
-use crate::engine::vgg::Vgg19;
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
 use crate::io::atomic;
@@ -485,7 +484,7 @@ fn run_kept(
     }
 
     let styles = style.load_styles()?;
-    let vgg = Vgg19::load(&style.weights, style.device)?;
+    let vgg = style.network()?;
     let target = StyleTarget::new(&vgg, &styles, &style.loss)?;
     drop(styles);
     let stylizer = Stylizer::new(&vgg, &target, style.loss.clone(), style.optimizer.clone())?;

@@ -117,3 +117,54 @@ fn losses_and_gradients_match_the_float64_reference() {
         }
     }
 }
+
+/// Every precision against float32 on the reference pair: the relative difference of the total
+/// loss and of the gradient (its L2 norm, and the relative L2 norm of the difference). Prints
+/// the figures the README quotes.
+#[test]
+fn lower_precisions_stay_close_to_float32() {
+    use stylize_video::engine::vgg::Precision;
+    let device = Device::Cpu;
+    let content = to_network(
+        &load(&reference().join("content-128x72.png")).unwrap(),
+        device,
+    );
+    let style = to_network(
+        &load(&reference().join("style-128x100.png")).unwrap(),
+        device,
+    );
+    let evaluate = |precision: Precision, x: &Tensor| {
+        let vgg = Vgg19::load_with(
+            &Vgg19::default_weights_path(),
+            device,
+            precision,
+            precision != Precision::Fp32,
+        )
+        .unwrap();
+        let loss = LossSettings::default();
+        let target = StyleTarget::new(&vgg, &[(style.shallow_clone(), 1.0)], &loss).unwrap();
+        let stylizer = Stylizer::new(&vgg, &target, loss, OptimizerSettings::default()).unwrap();
+        let t = stylizer.content_target(&content).unwrap();
+        let e = stylizer.evaluate(&t, x).unwrap();
+        (e.terms.total, e.gradient)
+    };
+    let gray = content.zeros_like();
+    for (name, x) in [("content", &content), ("gray", &gray)] {
+        let (total, gradient) = evaluate(Precision::Fp32, x);
+        // (precision, bound on the loss, bound on the gradient); Tf32 is float32 on the CPU, the
+        // difference is channels-last summation order.
+        for (precision, loss_bound, grad_bound) in
+            [(Precision::Tf32, 1e-6, 2e-3), (Precision::Bf16, 0.03, 0.1)]
+        {
+            let (t, g) = evaluate(precision, x);
+            let loss_error = (t / total - 1.0).abs();
+            let grad_error = f64::try_from((&g - &gradient).norm()).unwrap()
+                / f64::try_from(gradient.norm()).unwrap();
+            eprintln!("{precision:?} at x = {name}: total {loss_error:.2e}, gradient {grad_error:.2e} relative to float32");
+            assert!(
+                loss_error < loss_bound && grad_error < grad_bound,
+                "{precision:?} at {name}: {loss_error} {grad_error}"
+            );
+        }
+    }
+}

@@ -50,6 +50,36 @@ pub enum Pooling {
     Max,
 }
 
+/// The arithmetic of the network's convolutions. The loss terms (Gram matrices included) are
+/// always computed in float32 from the features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 throughout, no TF32 (the default; exact).
+    #[default]
+    Fp32,
+    /// float32 storage, TF32 tensor-core convolutions on NVIDIA GPUs (float32 elsewhere).
+    Tf32,
+    /// bfloat16 convolutions (float32's range; float16 is not offered: the backward pass of a
+    /// loss of ~1e11 overflows it).
+    Bf16,
+}
+
+impl Precision {
+    fn kind(self) -> Kind {
+        match self {
+            Precision::Fp32 | Precision::Tf32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+}
+
+/// The same values in channels-last (NHWC) memory order, which tensor-core convolutions prefer;
+/// the tensor still reads as N x C x H x W.
+fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 /// The BGR means (0..255 scale) that Caffe's VGG subtracts from its input.
 pub const CAFFE_MEAN_BGR: [f64; 3] = [103.939, 116.779, 123.68];
 
@@ -98,15 +128,27 @@ struct Conv {
     bias: Tensor,
 }
 
-/// The network, on one device, in float32.
+/// The network, on one device.
 pub struct Vgg19 {
     convs: Vec<Conv>,
     device: Device,
+    precision: Precision,
+    channels_last: bool,
 }
 
 impl Vgg19 {
-    /// Loads the weights from `path` onto `device`, after checking the file's sha256.
+    /// Loads the weights from `path` onto `device` in float32, after checking the file's sha256.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
+        Self::load_with(path, device, Precision::Fp32, false)
+    }
+
+    /// [`Vgg19::load`] with another arithmetic and, optionally, channels-last memory order.
+    pub fn load_with(
+        path: &Path,
+        device: Device,
+        precision: Precision,
+        channels_last_order: bool,
+    ) -> Result<Self> {
         let weights_error = |problem: String| Error::Weights {
             path: path.to_path_buf(),
             problem,
@@ -153,12 +195,22 @@ impl Vgg19 {
                 .to_kind(Kind::Float)
                 .index_select(0, &q.to_kind(Kind::Int64).flatten(0, -1))
                 .view(shape);
+            let weight = weight.to_device(device).to_kind(precision.kind());
             convs.push(Conv {
-                weight: weight.to_device(device),
-                bias: bias.to_kind(Kind::Float).to_device(device),
+                weight: if channels_last_order {
+                    channels_last(&weight)
+                } else {
+                    weight
+                },
+                bias: bias.to_device(device).to_kind(precision.kind()),
             });
         }
-        Ok(Vgg19 { convs, device })
+        Ok(Vgg19 {
+            convs,
+            device,
+            precision,
+            channels_last: channels_last_order,
+        })
     }
 
     /// Finds the shipped weights: `$STYLIZE_VIDEO_WEIGHTS`, then `weights/` beside the executable
@@ -189,6 +241,16 @@ impl Vgg19 {
         self.device
     }
 
+    /// The arithmetic of the convolutions.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Whether activations are kept in channels-last order.
+    pub fn channels_last(&self) -> bool {
+        self.channels_last
+    }
+
     /// Runs `x` (N x 3 x H x W, Caffe-preprocessed) through the network as far as the deepest of
     /// `layers`, and returns the rectified features of each of `layers`, in the order given.
     pub fn features(&self, x: &Tensor, pooling: Pooling, layers: &[Layer]) -> Vec<Tensor> {
@@ -196,14 +258,33 @@ impl Vgg19 {
             return Vec::new();
         };
         let mut out: Vec<Option<Tensor>> = layers.iter().map(|_| None).collect();
-        let mut h = x.shallow_clone();
+        let mut h = x.to_kind(self.precision.kind());
+        if self.channels_last {
+            h = channels_last(&h);
+        }
+        let cuda = self.device.is_cuda();
         for (i, conv) in self.convs.iter().enumerate().take(deepest.0 + 1) {
             h = h
-                .conv2d(&conv.weight, Some(&conv.bias), [1, 1], [1, 1], [1, 1], 1)
+                .f_internal_convolution(
+                    &conv.weight,
+                    Some(&conv.bias),
+                    [1, 1],
+                    [1, 1],
+                    [1, 1],
+                    false,
+                    [0, 0],
+                    1,
+                    cuda,
+                    false,
+                    true,
+                    self.precision == Precision::Tf32,
+                )
+                .expect("a 3x3 convolution of matching shapes")
                 .relu();
             for (slot, layer) in out.iter_mut().zip(layers) {
                 if layer.0 == i {
-                    *slot = Some(h.shallow_clone());
+                    // The losses work in float32 whatever the convolutions ran in.
+                    *slot = Some(h.to_kind(Kind::Float));
                 }
             }
             if i < deepest.0 && POOL_AFTER.contains(&LAYERS[i].0) {

@@ -6,7 +6,7 @@ use clap::{Parser, ValueEnum};
 use stylize_video::engine::stylizer::{
     GramScale, LayerWeight, LossSettings, OptimizerKind, OptimizerSettings, DEFAULT_STYLE_WEIGHT,
 };
-use stylize_video::engine::vgg::{Layer, Pooling, Vgg19};
+use stylize_video::engine::vgg::{Layer, Pooling, Precision, Vgg19};
 use stylize_video::error::{Error, Result};
 use stylize_video::frames::Ratio;
 use stylize_video::io::gif::DEFAULT_MAX_EDGE;
@@ -194,6 +194,15 @@ pub struct Args {
     #[arg(long, default_value = "auto")]
     pub device: String,
 
+    /// Arithmetic of the network's convolutions: fp32 (exact), tf32 (tensor cores on NVIDIA
+    /// GPUs), bf16. Losses and Gram matrices stay float32.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
+    pub precision: PrecisionArg,
+
+    /// Keep activations in channels-last order (faster convolutions on tensor cores).
+    #[arg(long)]
+    pub channels_last: bool,
+
     /// Write an animated GIF of the optimisation here.
     #[arg(long, value_name = "PATH")]
     pub gif: Option<PathBuf>,
@@ -233,6 +242,13 @@ pub enum PoolingArg {
 pub enum GramScaleArg {
     PerPosition,
     Paper,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PrecisionArg {
+    Fp32,
+    Tf32,
+    Bf16,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -449,6 +465,12 @@ impl Args {
             loss: self.loss()?,
             optimizer,
             device: stylize_video::device::parse(&self.device)?,
+            precision: match self.precision {
+                PrecisionArg::Fp32 => Precision::Fp32,
+                PrecisionArg::Tf32 => Precision::Tf32,
+                PrecisionArg::Bf16 => Precision::Bf16,
+            },
+            channels_last: self.channels_last,
             weights: self
                 .weights
                 .clone()
