@@ -22,7 +22,7 @@ DEMO_VIDEO_FIRST ?= $(if $(HAVE_GPU),500,300)
 DEMO_VIDEO_WARM ?= $(if $(HAVE_GPU),100,60)
 DEMO_OUT := demo-output
 
-.PHONY: setup build demo test lint bench clean
+.PHONY: setup build demo test lint bench gpu-bundle clean
 
 setup:
 	@scripts/setup.sh >/dev/null
@@ -63,6 +63,17 @@ lint: setup
 bench: build
 	$(CARGO) bench --bench evaluation
 	python3 benches/pytorch_evaluation.py
+
+# A frames-only build (no ffmpeg libraries needed) of the binary and of the evaluation benchmark,
+# stripped, in .gpu/ (git-ignored), to carry to the GPU machine for scripts/gpu-bench.sh.
+gpu-bundle: setup
+	$(CARGO) build --release --no-default-features --target-dir target/frames-only
+	$(CARGO) bench --no-default-features --target-dir target/frames-only --bench evaluation --no-run
+	@mkdir -p .gpu
+	cp target/frames-only/release/stylize-video .gpu/stylize-video
+	cp $$(ls -t target/frames-only/release/deps/evaluation-* | grep -v '\.d$$' | head -1) .gpu/evaluation
+	strip .gpu/stylize-video .gpu/evaluation
+	@ls -la .gpu
 
 clean:
 	$(CARGO) clean

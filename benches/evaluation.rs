@@ -1,15 +1,17 @@
-//! Time of one loss evaluation (forward to conv5_1 and backward to the image) at several sizes,
-//! on the CPU and on CUDA when present, then the same evaluation in PyTorch on the same machine
-//! (benches/pytorch_evaluation.py, when `python3` can import torch) for a ratio.
+//! Time of one loss evaluation (forward to conv5_1 and backward to the image) per size,
+//! precision and memory layout, on the CPU and on CUDA when present; then the same evaluation in
+//! PyTorch on the same machine (benches/pytorch_evaluation.py, when `python3` can import torch)
+//! for a side-by-side ratio. Prints one JSON object per line, then a table.
 //!
-//! `cargo bench --bench evaluation [-- --sizes 256,512 --repeats 5]` (or `make bench`).
+//! `cargo bench --bench evaluation -- [--sizes 256,512 | 512x512,1280x720] [--precisions fp32,tf32,bf16]
+//!   [--layouts contiguous,channels-last] [--devices cpu,cuda] [--repeats 5] [--warmup 2] [--no-pytorch]`
 
 use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
-use stylize_video::engine::vgg::Vgg19;
+use stylize_video::engine::vgg::{Precision, Vgg19};
 use tch::{Device, Kind, Tensor};
 
 fn option(args: &[String], name: &str, default: &str) -> String {
@@ -20,17 +22,50 @@ fn option(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+fn list(args: &[String], name: &str, default: &str) -> Vec<String> {
+    option(args, name, default)
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+/// `512` (square) or `1280x720` (width x height).
+fn size(text: &str) -> (i64, i64) {
+    match text.split_once('x') {
+        Some((w, h)) => (w.parse().expect("a width"), h.parse().expect("a height")),
+        None => {
+            let s = text.parse().expect("a size");
+            (s, s)
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn bench(device: Device, size: i64, repeats: usize, warmup: usize) -> f64 {
-    let vgg = Vgg19::load(&Vgg19::default_weights_path(), device).expect("weights");
+struct Case {
+    device: Device,
+    size: (i64, i64),
+    precision: Precision,
+    channels_last: bool,
+}
+
+/// Median milliseconds of one evaluation, and the peak CUDA memory if measured.
+fn bench(case: &Case, repeats: usize, warmup: usize) -> f64 {
+    let vgg = Vgg19::load_with(
+        &Vgg19::default_weights_path(),
+        case.device,
+        case.precision,
+        case.channels_last,
+    )
+    .expect("weights");
     tch::manual_seed(0);
+    let (w, h) = case.size;
     let random = || {
-        (Tensor::rand([1, 3, size, size], (Kind::Float, Device::Cpu)) * 255.0 - 120.0)
-            .to_device(device)
+        (Tensor::rand([1, 3, h, w], (Kind::Float, Device::Cpu)) * 255.0 - 120.0)
+            .to_device(case.device)
     };
     let (content, style) = (random(), random());
     let loss = LossSettings::default();
@@ -52,55 +87,123 @@ fn bench(device: Device, size: i64, repeats: usize, warmup: usize) -> f64 {
     median(times)
 }
 
+fn name(p: Precision) -> &'static str {
+    match p {
+        Precision::Fp32 => "fp32",
+        Precision::Tf32 => "tf32",
+        Precision::Bf16 => "bf16",
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let sizes: Vec<i64> = option(&args, "--sizes", "256,512")
-        .split(',')
-        .map(|s| s.parse().expect("a size"))
+    let sizes: Vec<String> = list(&args, "--sizes", "256,512");
+    let precisions: Vec<Precision> = list(&args, "--precisions", "fp32,bf16")
+        .iter()
+        .map(|p| match p.as_str() {
+            "fp32" => Precision::Fp32,
+            "tf32" => Precision::Tf32,
+            "bf16" => Precision::Bf16,
+            other => panic!("unknown precision {other}"),
+        })
         .collect();
+    let layouts = list(&args, "--layouts", "contiguous");
     let repeats: usize = option(&args, "--repeats", "5").parse().expect("a count");
     let warmup: usize = option(&args, "--warmup", "2").parse().expect("a count");
-    let mut devices = vec![("cpu", Device::Cpu)];
-    if tch::Cuda::is_available() {
-        tch::Cuda::cudnn_set_benchmark(true);
-        devices.push(("cuda", Device::Cuda(0)));
-    } else {
-        eprintln!("evaluation: no CUDA device, CPU only");
-    }
-    let mut ours = Vec::new();
-    for (name, device) in &devices {
-        for &size in &sizes {
-            let ms = bench(*device, size, repeats, warmup);
-            let row = json!({ "impl": "stylize-video", "device": name, "size": size, "ms": (ms * 1e3).round() / 1e3,
-                              "threads": tch::get_num_threads() });
-            println!("{row}");
-            ours.push(row);
+    let mut devices = Vec::new();
+    for d in list(&args, "--devices", "cpu,cuda") {
+        match d.as_str() {
+            "cpu" => devices.push(("cpu", Device::Cpu)),
+            "cuda" if tch::Cuda::is_available() => devices.push(("cuda", Device::Cuda(0))),
+            "cuda" => eprintln!("evaluation: no CUDA device; CPU only"),
+            other => panic!("unknown device {other}"),
         }
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_evaluation.py");
-    let sizes_arg = sizes
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let mut ours = Vec::new();
+    for (device_name, device) in &devices {
+        for s in &sizes {
+            for &precision in &precisions {
+                for layout in &layouts {
+                    let case = Case {
+                        device: *device,
+                        size: size(s),
+                        precision,
+                        channels_last: layout == "channels-last",
+                    };
+                    let ms = bench(&case, repeats, warmup);
+                    let row = json!({ "impl": "stylize-video", "device": device_name,
+                        "width": case.size.0, "height": case.size.1, "precision": name(precision),
+                        "layout": layout, "ms": (ms * 1e3).round() / 1e3,
+                        "threads": tch::get_num_threads() });
+                    println!("{row}");
+                    ours.push(row);
+                }
+            }
+        }
+    }
+    let theirs: Vec<Value> = if args.iter().any(|a| a == "--no-pytorch") {
+        Vec::new()
+    } else {
+        pytorch(&args, &devices)
+    };
+    println!();
+    println!("| device | size | precision | layout | stylize-video | PyTorch | PyTorch / stylize-video |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for row in &ours {
+        let other = theirs.iter().find(|t| {
+            ["device", "width", "height", "precision", "layout"]
+                .iter()
+                .all(|k| t[*k] == row[*k])
+        });
+        let ms = row["ms"].as_f64().unwrap_or(f64::NAN);
+        let (their_ms, ratio) = match other.and_then(|t| t["ms"].as_f64()) {
+            Some(t) => (format!("{t:.1} ms"), format!("{:.2}", t / ms)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {} | {}x{} | {} | {} | {ms:.1} ms | {their_ms} | {ratio} |",
+            row["device"].as_str().unwrap_or("?"),
+            row["width"],
+            row["height"],
+            row["precision"].as_str().unwrap_or("?"),
+            row["layout"].as_str().unwrap_or("?"),
+        );
+    }
+}
+
+/// The same cases in PyTorch, in the same run.
+fn pytorch(args: &[String], devices: &[(&str, Device)]) -> Vec<Value> {
+    // Beside the working directory first: the benchmark may run on another machine than it was
+    // built on (scripts/gpu-bench.sh).
+    let here = std::path::Path::new("benches/pytorch_evaluation.py");
+    let script = if here.is_file() {
+        here.to_str().expect("a plain path")
+    } else {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_evaluation.py")
+    };
     let device_arg = devices
         .iter()
         .map(|(n, _)| *n)
         .collect::<Vec<_>>()
         .join(",");
-    let pytorch = Command::new("python3")
-        .args([script, "--sizes", &sizes_arg, "--devices", &device_arg])
-        .args([
-            "--repeats",
-            &repeats.to_string(),
-            "--warmup",
-            &warmup.to_string(),
-        ])
-        .output();
-    let theirs: Vec<Value> = match pytorch {
+    let mut command = Command::new(option(args, "--python", "python3"));
+    command.arg(script).args(["--devices", &device_arg]);
+    for flag in [
+        "--sizes",
+        "--precisions",
+        "--layouts",
+        "--repeats",
+        "--warmup",
+    ] {
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            command.arg(flag).arg(&args[i + 1]);
+        }
+    }
+    match command.output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
+            .inspect(|v: &Value| println!("{v}"))
             .collect(),
         Ok(out) => {
             eprintln!(
@@ -113,24 +216,5 @@ fn main() {
             eprintln!("evaluation: no python3 for the PyTorch comparison: {e}");
             Vec::new()
         }
-    };
-    println!();
-    println!("| device | size | stylize-video | PyTorch | PyTorch / stylize-video |");
-    println!("| --- | --- | --- | --- | --- |");
-    for row in &ours {
-        let other = theirs
-            .iter()
-            .find(|t| t["device"] == row["device"] && t["size"] == row["size"]);
-        let ms = row["ms"].as_f64().unwrap_or(f64::NAN);
-        let (their_ms, ratio) = match other.and_then(|t| t["ms"].as_f64()) {
-            Some(t) => (format!("{t:.1} ms"), format!("{:.2}", t / ms)),
-            None => ("-".into(), "-".into()),
-        };
-        println!(
-            "| {} | {}x{} | {ms:.1} ms | {their_ms} | {ratio} |",
-            row["device"].as_str().unwrap_or("?"),
-            row["size"],
-            row["size"]
-        );
     }
 }

@@ -70,20 +70,31 @@ def gram(f):
     return f @ f.t()
 
 
-def bench(convs, size, device, repeats, warmup):
+def bench(convs, size, device, repeats, warmup, precision, layout):
+    width, height = size
     torch.manual_seed(0)
-    content = (torch.rand(1, 3, size, size) * 255 - 120).to(device)
-    style = (torch.rand(1, 3, size, size) * 255 - 120).to(device)
+    content = (torch.rand(1, 3, height, width) * 255 - 120).to(device)
+    style = (torch.rand(1, 3, height, width) * 255 - 120).to(device)
+    if layout == "channels-last":
+        content = content.contiguous(memory_format=torch.channels_last)
+        style = style.contiguous(memory_format=torch.channels_last)
+    # fp32: strict float32; tf32: TF32 convolutions and matmuls; bf16: autocast to bfloat16,
+    # PyTorch's best mode in shared/docs/anchors.md.
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     wanted = set(STYLE) | {CONTENT}
     with torch.no_grad():
         p = features(convs, content, wanted)[CONTENT]
         s = features(convs, style, wanted)
         targets = {l: gram(s[l]) for l in STYLE}
-    alpha, beta = 512 * 512 / (size * size), 1e4
+    alpha, beta = 512 * 512 / (width * height), 1e4
 
     def evaluate(x):
         x = x.detach().requires_grad_(True)
-        f = features(convs, x, wanted)
+        with autocast:
+            f = features(convs, x, wanted)
+        f = {k: v.float() for k, v in f.items()}
         content_loss = 0.5 * ((f[CONTENT] - p) ** 2).sum()
         terms = []
         for l in STYLE:
@@ -114,6 +125,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default=os.path.join(here, "..", "weights", "vgg19-caffe-q8.safetensors"))
     ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--layouts", default="contiguous")
     ap.add_argument("--devices", default="cpu,cuda")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
@@ -125,11 +138,19 @@ def main():
         if name == "cuda":
             torch.backends.cudnn.benchmark = True
         convs = load_network(args.weights, device)
-        for size in map(int, args.sizes.split(",")):
-            ms = bench(convs, size, device, args.repeats, args.warmup)
-            print(json.dumps({"impl": "pytorch", "device": name, "size": size, "ms": round(ms, 3),
-                              "threads": torch.get_num_threads(), "torch": torch.__version__}))
-            sys.stdout.flush()
+        for text in args.sizes.split(","):
+            w, _, h = text.partition("x")
+            size = (int(w), int(h or w))
+            for precision in args.precisions.split(","):
+                for layout in args.layouts.split(","):
+                    layer_convs = convs
+                    if layout == "channels-last":
+                        layer_convs = [(n, wt.contiguous(memory_format=torch.channels_last), b) for n, wt, b in convs]
+                    ms = bench(layer_convs, size, device, args.repeats, args.warmup, precision, layout)
+                    print(json.dumps({"impl": "pytorch", "device": name, "width": size[0], "height": size[1],
+                                      "precision": precision, "layout": layout, "ms": round(ms, 3),
+                                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+                    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -40,7 +40,16 @@ pub fn parse(name: &str) -> Result<Device> {
 /// A short description for logs: `cpu (2 threads)` or `cuda:0 (1 GPU present)`.
 pub fn describe(device: Device) -> String {
     match device {
-        Device::Cuda(i) => format!("cuda:{i} ({} GPU(s) present)", tch::Cuda::device_count()),
+        Device::Cuda(i) => {
+            let name = gpu_names()
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| "NVIDIA GPU".into());
+            format!(
+                "cuda:{i} {name} ({} GPU(s) present)",
+                tch::Cuda::device_count()
+            )
+        }
         _ => {
             let why = if tch::Cuda::is_available() {
                 ""
@@ -50,4 +59,21 @@ pub fn describe(device: Device) -> String {
             format!("cpu ({} threads{why})", tch::get_num_threads())
         }
     }
+}
+
+/// The NVIDIA driver's names of the GPUs, in bus order (which is CUDA's default order), from
+/// /proc; empty where the driver does not publish them.
+fn gpu_names() -> Vec<String> {
+    let mut dirs: Vec<_> = std::fs::read_dir("/proc/driver/nvidia/gpus")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("information")).ok())
+        .filter_map(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Model:"))
+                .map(|m| m.trim().to_string())
+        })
+        .collect()
 }

@@ -498,13 +498,15 @@ impl<'a> Stylizer<'a> {
             ));
         }
         let layers: Vec<Layer> = self.loss.content_layers.iter().map(|l| l.layer).collect();
-        let features = tch::no_grad(|| {
-            self.vgg.features(
-                &content.to_device(self.vgg.device()),
-                self.loss.pooling,
-                &layers,
-            )
-        });
+        let features = guard_memory((h, w), || {
+            Ok(tch::no_grad(|| {
+                self.vgg.features(
+                    &content.to_device(self.vgg.device()),
+                    self.loss.pooling,
+                    &layers,
+                )
+            }))
+        })?;
         Ok(ContentTarget {
             features,
             grams: self.style.grams_for(h, w),
@@ -516,6 +518,10 @@ impl<'a> Stylizer<'a> {
 
     /// The loss terms and gradient at `x` (network space, the content's size).
     pub fn evaluate(&self, target: &ContentTarget, x: &Tensor) -> Result<Evaluation> {
+        guard_memory(target.size, || self.evaluate_unguarded(target, x))
+    }
+
+    fn evaluate_unguarded(&self, target: &ContentTarget, x: &Tensor) -> Result<Evaluation> {
         let x = x.detach().set_requires_grad(true);
         let features = self.vgg.features(&x, self.loss.pooling, &self.layers);
         let (content_f, style_f) = features.split_at(self.loss.content_layers.len());
@@ -695,5 +701,64 @@ impl<'a> Stylizer<'a> {
             recoveries,
             stop,
         })
+    }
+}
+
+/// Runs `work` (network passes at an image of `size` = (height, width)), turning libtorch's
+/// panics into errors: running out of device memory says which size would fit.
+fn guard_memory<T>(size: (i64, i64), work: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "libtorch failed".into());
+            Err(memory_error(&message, size).unwrap_or(Error::NonFinite(message)))
+        }
+    }
+}
+
+/// The error for a libtorch message about memory at an image of (height, width), with the
+/// long edge that would need about half the memory (memory grows with the pixel count).
+pub(crate) fn memory_error(message: &str, (h, w): (i64, i64)) -> Option<Error> {
+    let lower = message.to_ascii_lowercase();
+    if !(lower.contains("out of memory") || lower.contains("not enough memory")) {
+        return None;
+    }
+    let long = h.max(w);
+    let fits = ((long as f64) * std::f64::consts::FRAC_1_SQRT_2 / 16.0).floor() as i64 * 16;
+    let first_line = message.lines().next().unwrap_or(message).trim();
+    Some(Error::Device {
+        device: "memory".into(),
+        problem: format!(
+            "ran out of memory optimising a {w}x{h} image ({first_line}); --size {fits} needs about half as much \
+             (memory grows with the pixel count), and --precision bf16 less again"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_memory_suggests_a_size_that_fits() {
+        let e = memory_error(
+            "CUDA out of memory. Tried to allocate 2.00 GiB\nmore",
+            (2160, 3840),
+        )
+        .expect("recognised");
+        let text = e.to_string();
+        assert!(
+            text.contains("3840x2160") && text.contains("--size 2704"),
+            "{text}"
+        );
+        assert!(memory_error("shape mismatch", (10, 10)).is_none());
+        let caught = guard_memory::<()>((720, 1280), || {
+            panic!("DefaultCPUAllocator: not enough memory")
+        });
+        assert!(caught.unwrap_err().to_string().contains("--size 896"));
     }
 }

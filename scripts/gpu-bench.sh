@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# One run that measures everything issue 5 asks for, printing one JSON object at the end (and
+# keeping the pieces in OUT): evaluation times per size, precision and layout against PyTorch on
+# the same machine; the first FRAMES frames of Big Buck Bunny stylised at VIDEO_SIZE with warm
+# starts, frames per second, and each checked warm frame's loss against a cold 300-iteration start;
+# one 4K frame with the peak GPU memory.
+#
+# On the GPU machine (no Rust, no ffmpeg libraries): `make gpu-bundle` here puts a frames-only
+# build of the binary and of the benchmark in .gpu/; run `scripts/gpu-bench.sh` there from the
+# repository root with .gpu carried. It also runs on a CPU at small sizes, e.g.
+#   SIZES=128x72 PRECISIONS=fp32 LAYOUTS=contiguous FRAMES=3 VIDEO_SIZE=96 BIG_SIZE=256 \
+#   FIRST=20 WARM=5 CHECK="1" scripts/gpu-bench.sh /tmp/bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-gpu-bench-out}
+PYTHON=${PYTHON:-python3}
+BIN=${BIN:-$( [ -x .gpu/stylize-video ] && echo .gpu/stylize-video || echo target/release/stylize-video )}
+BENCH=${BENCH:-$( [ -x .gpu/evaluation ] && echo .gpu/evaluation || ls -t target/release/deps/evaluation-* 2>/dev/null | grep -v '\.d$' | head -1 )}
+SIZES=${SIZES:-512x512,1280x720,1920x1080}
+PRECISIONS=${PRECISIONS:-fp32,tf32,bf16}
+LAYOUTS=${LAYOUTS:-contiguous,channels-last}
+FRAMES=${FRAMES:-48}
+VIDEO_SIZE=${VIDEO_SIZE:-1280}
+VIDEO_FLAGS=${VIDEO_FLAGS:---precision bf16 --channels-last}
+FIRST=${FIRST:-500}
+WARM=${WARM:-100}
+CHECK=${CHECK:-12 24 36 47}
+BIG_SIZE=${BIG_SIZE:-3840}
+STYLE=samples/styles/van-gogh-village-street-auvers.jpg
+CLIP=samples/video/bigbuckbunny.mp4
+
+mkdir -p "$OUT"
+TORCH_LIB=$("$PYTHON" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export STYLIZE_VIDEO_WEIGHTS="$PWD/weights/vgg19-caffe-q8.safetensors"
+log() { echo "gpu-bench: $*" >&2; }
+
+# Peak GPU memory while a command runs (nvidia-smi sampling every 100 ms), in MiB; "null" on a CPU.
+peak() {
+  local file=$1; shift
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$file.mem" &
+    local sampler=$!
+    "$@"; local rc=$?
+    kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
+    sort -n "$file.mem" | tail -1 > "$file.peak"
+    return $rc
+  else
+    "$@"; local rc=$?
+    echo null > "$file.peak"
+    return $rc
+  fi
+}
+
+log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
+log "1/4 evaluation timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
+"$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --python "$PYTHON" \
+  > "$OUT/evaluation.txt"
+grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl"
+grep '^|' "$OUT/evaluation.txt" >&2 || true
+
+log "2/4 the first $FRAMES frames of Big Buck Bunny"
+mkdir -p "$OUT/frames"
+if command -v ffmpeg >/dev/null 2>&1; then
+  ffmpeg -loglevel error -y -i "$CLIP" -frames:v "$FRAMES" "$OUT/frames/%05d.png"
+else
+  "$PYTHON" - "$CLIP" "$OUT/frames" "$FRAMES" <<'PY'
+import sys, cv2
+cap = cv2.VideoCapture(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    ok, frame = cap.read()
+    if not ok:
+        break
+    cv2.imwrite("%s/%05d.png" % (sys.argv[2], i), frame)
+PY
+fi
+
+log "3/4 stylising them at $VIDEO_SIZE px ($VIDEO_FLAGS), warm starts"
+rm -rf "$OUT/video"
+# shellcheck disable=SC2086
+peak "$OUT/video" "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 \
+  --first-frame-iterations "$FIRST" --iterations "$WARM" $VIDEO_FLAGS \
+  -o "$OUT/video/%05d.jpg" --report "$OUT/video.json" --overwrite -q
+for i in $CHECK; do
+  # shellcheck disable=SC2086
+  "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 --frames "$i:$((i + 1))" \
+    --first-frame-iterations 300 $VIDEO_FLAGS -o "$OUT/cold-$i/%05d.jpg" \
+    --report "$OUT/cold-$i.json" --overwrite -q
+done
+
+log "4/4 one ${BIG_SIZE} px frame"
+# shellcheck disable=SC2086
+peak "$OUT/big" "$BIN" samples/frames/bigbuckbunny-060.jpg --style "$STYLE" --size "$BIG_SIZE" \
+  --iterations 20 $VIDEO_FLAGS -o "$OUT/big.jpg" --report "$OUT/big.json" --overwrite -q \
+  || log "the ${BIG_SIZE} px frame failed (see above)"
+
+"$PYTHON" - "$OUT" "$CHECK" <<'PY'
+import json, os, sys
+out, check = sys.argv[1], sys.argv[2].split()
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+def peak(name):
+    try:
+        return json.loads(open(os.path.join(out, name + ".peak")).read().strip() or "null")
+    except (OSError, ValueError):
+        return None
+evaluation = [json.loads(l) for l in open(os.path.join(out, "evaluation.jsonl"))]
+video = load("video.json")
+frames = {f["index"]: f for f in (video or {}).get("frames", [])}
+checks = []
+for i in check:
+    cold = load("cold-%s.json" % i)
+    if cold and int(i) in frames:
+        c, w = cold["frames"][0]["final"]["total"], frames[int(i)]["final"]["total"]
+        checks.append({"frame": int(i), "warm_loss": w, "cold300_loss": c, "warm_over_cold": w / c,
+                       "warm_iterations": frames[int(i)]["iterations"]})
+big = load("big.json")
+print(json.dumps({
+    "evaluation": evaluation,
+    "video": video and {"settings": {k: video["settings"].get(k) for k in
+                                     ("processing_width", "processing_height", "precision",
+                                      "channels_last", "device", "first_frame_iterations")},
+                        "totals": video["totals"], "peak_gpu_mib": peak("video")},
+    "warm_vs_cold300": checks,
+    "big_frame": big and {"size": [big["settings"]["processing_width"], big["settings"]["processing_height"]],
+                          "seconds": big["frames"][0]["seconds"], "iterations": big["frames"][0]["iterations"],
+                          "peak_gpu_mib": peak("big")},
+}, indent=1))
+PY
