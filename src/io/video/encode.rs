@@ -169,14 +169,7 @@ pub struct VideoSink {
 /// Removes temporary files of earlier runs to the same output that were killed outright (a
 /// stopped or failed run removes its own).
 fn remove_stale_partials(path: &Path) {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (stem, ext) = stem_and_extension(path);
     let (prefix, suffix) = (format!(".{stem}.partial-"), format!(".{ext}"));
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -509,16 +502,18 @@ impl FrameSink for VideoSink {
     }
 }
 
+/// A file name's stem and extension (empty when absent).
+fn stem_and_extension(path: &Path) -> (String, String) {
+    let text = |s: Option<&std::ffi::OsStr>| {
+        s.map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    (text(path.file_stem()), text(path.extension()))
+}
+
 /// The temporary name a video is written under: beside it, hidden, unique to this process. It
 /// is removed if the video is not completed.
 pub fn temporary_path(path: &Path) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (stem, ext) = stem_and_extension(path);
     path.with_file_name(format!(".{stem}.partial-{}.{ext}", std::process::id()))
 }
