@@ -47,11 +47,6 @@ impl GifRecorder {
         iterations.div_ceil(TARGET_FRAMES).max(1)
     }
 
-    /// The interval in use.
-    pub fn every(&self) -> usize {
-        self.every
-    }
-
     /// Whether the image of `iteration` is wanted.
     pub fn wants(&self, iteration: usize) -> bool {
         iteration % self.every == 0

@@ -205,11 +205,6 @@ impl SequenceSource {
             warnings,
         })
     }
-
-    /// The frame number of the first file (the sink numbers its files from it).
-    pub fn first_number(&self) -> u64 {
-        self.files[0].0
-    }
 }
 
 impl FrameSource for SequenceSource {

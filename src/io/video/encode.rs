@@ -48,6 +48,16 @@ fn container_of(path: &Path) -> Option<&'static str> {
     })
 }
 
+/// The muxer for `path`, or an error naming the extensions written.
+fn container(path: &Path) -> Result<&'static str> {
+    container_of(path).ok_or_else(|| {
+        Error::output(
+            path,
+            "unknown video extension: use .mp4, .mkv, .mov or .webm",
+        )
+    })
+}
+
 /// Whether `path` names a video output this sink can write.
 pub fn is_video_output(path: &Path) -> bool {
     container_of(path).is_some()
@@ -65,12 +75,7 @@ fn codec_name(settings: &EncodeSettings, container: &str) -> String {
 /// that the codec and pixel format exist.
 pub fn preflight(path: &Path, settings: &EncodeSettings) -> Result<()> {
     init();
-    let container = container_of(path).ok_or_else(|| {
-        Error::output(
-            path,
-            "unknown video extension: use .mp4, .mkv, .mov or .webm",
-        )
-    })?;
+    let container = container(path)?;
     let name = std::ffi::CString::new(container).expect("no NUL");
     let muxer =
         unsafe { ffmpeg::ffi::av_guess_format(name.as_ptr(), std::ptr::null(), std::ptr::null()) };
@@ -247,12 +252,7 @@ impl VideoSink {
             whole,
         } = *target;
         init();
-        let container = container_of(path).ok_or_else(|| {
-            Error::output(
-                path,
-                "unknown video extension: use .mp4, .mkv, .mov or .webm",
-            )
-        })?;
+        let container = container(path)?;
         let temporary = temporary_path(path);
         let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
         let mut output = format::output_as(&temporary, container)
