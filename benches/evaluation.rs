@@ -3,14 +3,21 @@
 //! PyTorch on the same machine (benches/pytorch_evaluation.py, when `python3` can import torch)
 //! for a side-by-side ratio. Prints one JSON object per line, then a table.
 //!
+//! With `--lbfgs M`, also the time of one whole L-BFGS iteration (evaluation, direction from a
+//! full memory of 50 pairs, bookkeeping): 50 iterations fill the memory, the next M are timed;
+//! PyTorch's `torch.optim.LBFGS` is timed the same way.
+//!
 //! `cargo bench --bench evaluation -- [--sizes 256,512 | 512x512,1280x720] [--precisions fp32,tf32,bf16]
-//!   [--layouts contiguous,channels-last] [--devices cpu,cuda] [--repeats 5] [--warmup 2] [--no-pytorch]`
+//!   [--layouts contiguous,channels-last] [--devices cpu,cuda] [--repeats 5] [--warmup 2] [--lbfgs M] [--no-pytorch]`
 
+use std::ops::ControlFlow;
 use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
+use stylize_video::engine::stylizer::{
+    LossSettings, OptimizerKind, OptimizerSettings, StyleTarget, Stylizer,
+};
 use stylize_video::engine::vgg::{Precision, Vgg19};
 use tch::{Device, Kind, Tensor};
 
@@ -52,8 +59,12 @@ struct Case {
     channels_last: bool,
 }
 
-/// Median milliseconds of one evaluation, and the peak CUDA memory if measured.
-fn bench(case: &Case, repeats: usize, warmup: usize) -> f64 {
+/// Correction pairs of the timed L-BFGS (the default), filled before timing.
+const HISTORY: usize = 50;
+
+/// Median milliseconds of one evaluation, and with `lbfgs` > 0 the mean milliseconds of one
+/// L-BFGS iteration over `lbfgs` iterations after the memory is full.
+fn bench(case: &Case, repeats: usize, warmup: usize, lbfgs: usize) -> (f64, Option<f64>) {
     let vgg = Vgg19::load_with(
         &Vgg19::default_weights_path(),
         case.device,
@@ -71,7 +82,7 @@ fn bench(case: &Case, repeats: usize, warmup: usize) -> f64 {
     let loss = LossSettings::default();
     let target = StyleTarget::new(&vgg, &[(style, 1.0)], &loss).expect("style target");
     let stylizer =
-        Stylizer::new(&vgg, &target, loss, OptimizerSettings::default()).expect("stylizer");
+        Stylizer::new(&vgg, &target, loss.clone(), OptimizerSettings::default()).expect("stylizer");
     let t = stylizer.content_target(&content).expect("content target");
     for _ in 0..warmup {
         stylizer.evaluate(&t, &content).expect("evaluation");
@@ -84,7 +95,35 @@ fn bench(case: &Case, repeats: usize, warmup: usize) -> f64 {
             start.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    median(times)
+    let evaluation = median(times);
+    if lbfgs == 0 {
+        return (evaluation, None);
+    }
+    let optimizer = OptimizerSettings {
+        kind: OptimizerKind::Lbfgs {
+            history: HISTORY,
+            learning_rate: 1.0,
+            line_search: false,
+        },
+        iterations: HISTORY + lbfgs,
+        ..OptimizerSettings::default()
+    };
+    let stylizer = Stylizer::new(&vgg, &target, loss, optimizer).expect("stylizer");
+    let mut started = None;
+    let outcome = stylizer
+        .run(&content, &content, |it| {
+            if it.iteration == HISTORY {
+                // Waits for the device, so that the clock starts with the queue empty.
+                it.loss().expect("a loss");
+                started = Some(Instant::now());
+            }
+            ControlFlow::Continue(())
+        })
+        .expect("an optimisation");
+    // The run ends reading its figures from the device: the clock stops with the queue empty.
+    let seconds = started.expect("timed").elapsed().as_secs_f64();
+    assert_eq!(outcome.iterations, HISTORY + lbfgs, "the run stopped early");
+    (evaluation, Some(seconds * 1e3 / lbfgs as f64))
 }
 
 fn name(p: Precision) -> &'static str {
@@ -110,6 +149,7 @@ fn main() {
     let layouts = list(&args, "--layouts", "contiguous");
     let repeats: usize = option(&args, "--repeats", "5").parse().expect("a count");
     let warmup: usize = option(&args, "--warmup", "2").parse().expect("a count");
+    let lbfgs: usize = option(&args, "--lbfgs", "0").parse().expect("a count");
     let mut devices = Vec::new();
     for d in list(&args, "--devices", "cpu,cuda") {
         match d.as_str() {
@@ -130,10 +170,12 @@ fn main() {
                         precision,
                         channels_last: layout == "channels-last",
                     };
-                    let ms = bench(&case, repeats, warmup);
+                    let (ms, iteration_ms) = bench(&case, repeats, warmup, lbfgs);
+                    let round = |v: f64| (v * 1e3).round() / 1e3;
                     let row = json!({ "impl": "stylize-video", "device": device_name,
                         "width": case.size.0, "height": case.size.1, "precision": name(precision),
-                        "layout": layout, "ms": (ms * 1e3).round() / 1e3,
+                        "layout": layout, "ms": round(ms),
+                        "lbfgs_iteration_ms": iteration_ms.map(round),
                         "threads": tch::get_num_threads() });
                     println!("{row}");
                     ours.push(row);
@@ -147,26 +189,33 @@ fn main() {
         pytorch(&args, &devices)
     };
     println!();
-    println!("| device | size | precision | layout | stylize-video | PyTorch | PyTorch / stylize-video |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| device | size | precision | layout | stylize-video | PyTorch | PyTorch / stylize-video | L-BFGS iteration | PyTorch's | PyTorch / stylize-video |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in &ours {
         let other = theirs.iter().find(|t| {
             ["device", "width", "height", "precision", "layout"]
                 .iter()
                 .all(|k| t[*k] == row[*k])
         });
-        let ms = row["ms"].as_f64().unwrap_or(f64::NAN);
-        let (their_ms, ratio) = match other.and_then(|t| t["ms"].as_f64()) {
-            Some(t) => (format!("{t:.1} ms"), format!("{:.2}", t / ms)),
-            None => ("-".into(), "-".into()),
+        let compare = |key: &str| {
+            let ms = row[key].as_f64();
+            let theirs = other.and_then(|t| t[key].as_f64());
+            let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} ms"));
+            let ratio = match (ms, theirs) {
+                (Some(m), Some(t)) => format!("{:.2}", t / m),
+                _ => "-".into(),
+            };
+            format!("{} | {} | {ratio}", show(ms), show(theirs))
         };
         println!(
-            "| {} | {}x{} | {} | {} | {ms:.1} ms | {their_ms} | {ratio} |",
+            "| {} | {}x{} | {} | {} | {} | {} |",
             row["device"].as_str().unwrap_or("?"),
             row["width"],
             row["height"],
             row["precision"].as_str().unwrap_or("?"),
             row["layout"].as_str().unwrap_or("?"),
+            compare("ms"),
+            compare("lbfgs_iteration_ms"),
         );
     }
 }
@@ -194,6 +243,7 @@ fn pytorch(args: &[String], devices: &[(&str, Device)]) -> Vec<Value> {
         "--layouts",
         "--repeats",
         "--warmup",
+        "--lbfgs",
     ] {
         if let Some(i) = args.iter().position(|a| a == flag) {
             command.arg(flag).arg(&args[i + 1]);

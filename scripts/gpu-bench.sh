@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # One run that measures everything issue 5 asks for, printing one JSON object at the end (and
 # keeping the pieces in OUT): evaluation times per size, precision and layout against PyTorch on
-# the same machine; the first FRAMES frames of Big Buck Bunny stylised at VIDEO_SIZE with warm
+# the same machine, and the time of a whole L-BFGS iteration against torch.optim.LBFGS; where the
+# evaluation's time goes (PyTorch's profiler on the same kernels); the first FRAMES frames of Big Buck Bunny stylised at VIDEO_SIZE with warm
 # starts, frames per second, and each checked warm frame's loss against a cold 300-iteration start;
 # one 4K frame with the peak GPU memory.
 #
 # On the GPU machine (no Rust, no ffmpeg libraries): `make gpu-bundle` here puts a frames-only
 # build of the binary and of the benchmark in .gpu/; run `scripts/gpu-bench.sh` there from the
 # repository root with .gpu carried. It also runs on a CPU at small sizes, e.g.
-#   SIZES=128x72 PRECISIONS=fp32 LAYOUTS=contiguous FRAMES=3 VIDEO_SIZE=96 BIG_SIZE=256 \
-#   FIRST=20 WARM=5 CHECK="1" scripts/gpu-bench.sh /tmp/bench
+#   SIZES=128x72 PRECISIONS=fp32 LAYOUTS=contiguous LBFGS=5 PROFILE_SIZE=128x72 FRAMES=3 \
+#   VIDEO_SIZE=96 BIG_SIZE=256 FIRST=20 WARM=5 CHECK="1" scripts/gpu-bench.sh /tmp/bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gpu-bench-out}
@@ -19,6 +20,8 @@ BENCH=${BENCH:-$( [ -x .gpu/evaluation ] && echo .gpu/evaluation || ls -t target
 SIZES=${SIZES:-512x512,1280x720,1920x1080}
 PRECISIONS=${PRECISIONS:-fp32,tf32,bf16}
 LAYOUTS=${LAYOUTS:-contiguous,channels-last}
+LBFGS=${LBFGS:-50}
+PROFILE_SIZE=${PROFILE_SIZE:-1280x720}
 FRAMES=${FRAMES:-48}
 VIDEO_SIZE=${VIDEO_SIZE:-1280}
 VIDEO_FLAGS=${VIDEO_FLAGS:---precision bf16 --channels-last}
@@ -53,13 +56,24 @@ peak() {
 }
 
 log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
-log "1/4 evaluation timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
-"$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --python "$PYTHON" \
-  > "$OUT/evaluation.txt"
+log "1/5 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
+"$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --lbfgs "$LBFGS" \
+  --python "$PYTHON" > "$OUT/evaluation.txt"
 grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl"
 grep '^|' "$OUT/evaluation.txt" >&2 || true
 
-log "2/4 the first $FRAMES frames of Big Buck Bunny"
+log "2/5 where the time of one evaluation goes ($PROFILE_SIZE, bf16, channels-last)"
+"$PYTHON" benches/pytorch_profile.py --size "$PROFILE_SIZE" > "$OUT/profile.json" \
+  || log "the profile failed (see above)"
+if command -v nsys >/dev/null 2>&1; then
+  # stylize-video's own kernels, where Nsight Systems is installed.
+  nsys profile --stats=true -o "$OUT/ours" --force-overwrite true "$BENCH" --sizes "$PROFILE_SIZE" \
+    --precisions bf16 --layouts channels-last --repeats 20 --no-pytorch > "$OUT/nsys.txt" 2>&1 \
+    || log "nsys failed"
+  rm -f "$OUT"/ours.nsys-rep "$OUT"/ours.sqlite
+fi
+
+log "3/5 the first $FRAMES frames of Big Buck Bunny"
 mkdir -p "$OUT/frames"
 if command -v ffmpeg >/dev/null 2>&1; then
   ffmpeg -loglevel error -y -i "$CLIP" -frames:v "$FRAMES" "$OUT/frames/%05d.png"
@@ -75,7 +89,7 @@ for i in range(int(sys.argv[3])):
 PY
 fi
 
-log "3/4 stylising them at $VIDEO_SIZE px ($VIDEO_FLAGS), warm starts"
+log "4/5 stylising them at $VIDEO_SIZE px ($VIDEO_FLAGS), warm starts"
 rm -rf "$OUT/video"
 # shellcheck disable=SC2086
 peak "$OUT/video" "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 \
@@ -88,7 +102,7 @@ for i in $CHECK; do
     --report "$OUT/cold-$i.json" --overwrite -q
 done
 
-log "4/4 one ${BIG_SIZE} px frame"
+log "5/5 one ${BIG_SIZE} px frame"
 # shellcheck disable=SC2086
 peak "$OUT/big" "$BIN" samples/frames/bigbuckbunny-060.jpg --style "$STYLE" --size "$BIG_SIZE" \
   --iterations 20 $VIDEO_FLAGS -o "$OUT/big.jpg" --report "$OUT/big.json" --overwrite -q \
@@ -121,6 +135,7 @@ for i in check:
 big = load("big.json")
 print(json.dumps({
     "evaluation": evaluation,
+    "profile": load("profile.json"),
     "video": video and {"settings": {k: video["settings"].get(k) for k in
                                      ("processing_width", "processing_height", "precision",
                                       "channels_last", "device", "first_frame_iterations")},

@@ -19,7 +19,7 @@ use crate::engine::stylizer::{Outcome, StopReason, Stylizer};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, SourceInfo};
 use crate::kept::KeptFrames;
-use crate::progress::Progress;
+use crate::progress::{Progress, Throttle, LOSS_INTERVAL};
 use crate::settings::StyleSettings;
 
 /// Frames in flight between two stages.
@@ -367,10 +367,11 @@ fn stylize_all(
             };
             let started = Instant::now();
             let stop = job.stop;
+            let mut shown = Throttle::new(LOSS_INTERVAL);
             let frames_done = outcome.frames as u64;
             let result = job.stylizer.run_for(&content, &init, iterations, |it| {
-                if it.iteration % 5 == 0 {
-                    progress.advance(frames_done, it.terms.total);
+                if shown.due() {
+                    progress.advance(frames_done, it.loss().ok());
                 }
                 if stop.load(Ordering::SeqCst) {
                     ControlFlow::Break(())
@@ -435,7 +436,7 @@ fn stylize_all(
         }
         position += 1;
         outcome.frames += 1;
-        progress.advance(outcome.frames as u64, loss_so_far);
+        progress.advance(outcome.frames as u64, Some(loss_so_far));
     }
     Ok(())
 }

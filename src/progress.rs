@@ -7,8 +7,9 @@ pub trait Progress {
     fn begin(&mut self, what: &str, total: u64) {
         let _ = (what, total);
     }
-    /// `position` steps are done; `loss` is the current total loss.
-    fn advance(&mut self, position: u64, loss: f64) {
+    /// `position` steps are done; `loss` is the current total loss when it was read (reading
+    /// it from a GPU waits for the GPU, so callers read it a few times a second at most).
+    fn advance(&mut self, position: u64, loss: Option<f64>) {
         let _ = (position, loss);
     }
     /// The stage is over.
@@ -23,3 +24,35 @@ pub trait Progress {
 pub struct Silent;
 
 impl Progress for Silent {}
+
+/// Says when a figure that costs a wait for the device is worth reading again: the first time,
+/// then at most every `interval`.
+pub struct Throttle {
+    interval: std::time::Duration,
+    last: Option<std::time::Instant>,
+}
+
+impl Throttle {
+    /// A throttle of `interval`.
+    pub fn new(interval: std::time::Duration) -> Self {
+        Throttle {
+            interval,
+            last: None,
+        }
+    }
+
+    /// Whether it is time; if so, the clock starts again.
+    pub fn due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let due = self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= self.interval);
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+}
+
+/// How often progress bars show the loss.
+pub const LOSS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);

@@ -12,7 +12,7 @@ use crate::engine::stylizer::{Outcome, StyleTarget, Stylizer};
 use crate::error::{Error, Result};
 use crate::io::gif::GifRecorder;
 use crate::io::{atomic, image as picture};
-use crate::progress::Progress;
+use crate::progress::{Progress, Throttle, LOSS_INTERVAL};
 use crate::report::{FrameReport, Report};
 use crate::settings::{check_processing_size, StyleSettings};
 
@@ -154,9 +154,13 @@ pub fn stylize_image(
     });
     progress.begin("iterations", look.optimizer.iterations as u64);
     let started = Instant::now();
+    let mut shown = Throttle::new(LOSS_INTERVAL);
     let mut failure = None;
     let outcome = stylizer.run(&x_content, &x0, |it| {
-        progress.advance(it.iteration as u64, it.terms.total);
+        progress.advance(
+            it.iteration as u64,
+            shown.due().then(|| it.loss().ok()).flatten(),
+        );
         if let Some(gif) = gif.as_mut().filter(|g| g.wants(it.iteration)) {
             match it.image() {
                 Ok(image) => gif.record(it.iteration, &finish(image)),

@@ -780,7 +780,7 @@ fn warm_frames_reach_a_cold_frames_loss_in_fewer_iterations() {
     let mut reached = None;
     let warm = stylizer
         .run_for(&content(3), &previous.image, cold_iterations, |it| {
-            if it.terms.total <= cold.best.total && reached.is_none() {
+            if it.loss().unwrap() <= cold.best.total && reached.is_none() {
                 reached = Some(it.iteration);
                 return ControlFlow::Break(());
             }

@@ -1,61 +1,257 @@
-//! Optimisers over the image: L-BFGS (limited-memory BFGS with an optional safeguarded
-//! backtracking line search) and Adam. Both refuse non-finite and diverging points: a step that
-//! meets a NaN or an infinity, or multiplies the loss by more than [`DIVERGENCE_FACTOR`], is
-//! undone, the optimiser's memory is cleared and its step shrunk, and the caller is told so that
-//! it can report the recovery.
+//! Optimisers over the image: L-BFGS (limited-memory BFGS, optionally with a safeguarded
+//! backtracking line search) and Adam.
+//!
+//! Every decision of the default optimisers is taken on the device: whether a step is kept,
+//! the optimiser's memory, its step length. Nothing is read back to the host inside an
+//! iteration, so the host queues work ahead of a GPU instead of waiting for it. A step that meets
+//! a NaN or an infinity, or multiplies the loss by more than [`DIVERGENCE_FACTOR`], is refused
+//! (the caller stays where it was), the optimiser's memory is cleared and its step shrunk.
+//!
+//! L-BFGS keeps its correction pairs in one device matrix and computes the quasi-Newton
+//! direction in the compact form: two passes over the stored pairs (one product with the
+//! gradient and the new pair, one combination) instead of the two-loop recursion's four, the
+//! recursion itself done on small matrices of inner products. The direction is the two-loop's,
+//! up to rounding.
 
-use std::collections::VecDeque;
+use tch::{Device, Kind, Tensor};
 
-use tch::{Kind, Tensor};
-
-use super::stylizer::Evaluation;
+use super::host;
 use crate::error::Result;
 
-/// A point of the optimisation: an image (network space) and its evaluation.
+/// A point of the optimisation, on the device: the image (network space), its loss figures and
+/// the gradient of the total loss.
 pub(crate) struct Point {
     pub x: Tensor,
-    pub eval: Evaluation,
+    /// [total, content, tv, E_l for each style layer, Σ gradient], float64.
+    pub scalars: Tensor,
+    pub gradient: Tensor,
 }
 
-/// What one optimiser step did.
-pub(crate) enum Step {
-    /// Moved to a new, finite point.
-    Moved(Point),
-    /// Met a non-finite value (or found no acceptable step); stayed where it was and reset.
-    Recovered,
+impl Point {
+    /// The total loss (a 0-d device tensor).
+    pub fn total(&self) -> Tensor {
+        self.scalars.get(0)
+    }
+
+    /// Whether every figure is finite; the gradient's sum stands for the gradient (a NaN or an
+    /// infinity anywhere makes it non-finite). A 0-d device boolean.
+    pub fn finite(&self) -> Tensor {
+        self.scalars.isfinite().all()
+    }
+
+    /// `self` where `condition` (a 0-d device boolean) holds, else `other`.
+    pub fn choose(&self, condition: &Tensor, other: &Point) -> Point {
+        Point {
+            x: self.x.where_self(condition, &other.x),
+            scalars: self.scalars.where_self(condition, &other.scalars),
+            gradient: self.gradient.where_self(condition, &other.gradient),
+        }
+    }
 }
 
-/// The objective: the evaluation at a point.
-pub(crate) type Objective<'a> = dyn FnMut(&Tensor) -> Result<Evaluation> + 'a;
+/// The point an iteration proposes, and whether it may be taken (a 0-d device boolean).
+pub(crate) struct Candidate {
+    pub point: Point,
+    pub acceptable: Tensor,
+}
+
+/// The objective: the evaluated point at an image.
+pub(crate) type Objective<'a> = dyn FnMut(&Tensor) -> Result<Point> + 'a;
 
 /// One optimisation algorithm.
 pub(crate) trait Optimizer {
-    /// One iteration from `at`, evaluating the objective as often as the algorithm needs.
-    fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Step>;
+    /// One iteration from `at`: the point it proposes, evaluating the objective as often as the
+    /// algorithm needs.
+    fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Candidate>;
+
+    /// What became of the candidate `next` proposed from `at`: `taken` when it is the new
+    /// point, `refused` when the caller stayed at `at` (a recovery); neither once the
+    /// optimisation has stopped. Both are 0-d device booleans.
+    fn update(&mut self, at: &Point, next: &Point, taken: &Tensor, refused: &Tensor);
 }
 
 /// A step that multiplies the loss by more than this has diverged (L-BFGS without a line search
 /// raises the loss now and then, but never by this much on a sane step).
 pub(crate) const DIVERGENCE_FACTOR: f64 = 100.0;
 
-/// Whether a step from `at` to the point evaluated as `eval` can be taken.
-fn acceptable(at: &Point, eval: &Evaluation) -> bool {
-    eval.is_finite() && eval.terms.total <= at.eval.terms.total.abs() * DIVERGENCE_FACTOR
+/// Whether a step from `at` to `next` can be taken: finite, and not diverging (device boolean).
+fn acceptable(at: &Point, next: &Point) -> Tensor {
+    let bound = at.total().abs() * DIVERGENCE_FACTOR;
+    next.finite().logical_and(&next.total().le_tensor(&bound))
 }
 
-fn dot(a: &Tensor, b: &Tensor) -> Tensor {
-    (a * b).sum(Kind::Float)
+fn scalar(value: f64, device: Device) -> Tensor {
+    Tensor::full([], value, (Kind::Double, device))
 }
 
-/// L-BFGS with the usual two-loop recursion.
+fn flag(value: bool, device: Device) -> Tensor {
+    Tensor::full([], i64::from(value), (Kind::Bool, device))
+}
+
+/// min(1, 1/‖g‖₁): without curvature information the gradient's scale is meaningless, so the
+/// first step has unit L1 length at most, as PyTorch's and Torch7's L-BFGS do.
+fn first_step_factor(g: &Tensor) -> Tensor {
+    g.abs().sum(Kind::Double).reciprocal().clamp_max(1.0)
+}
+
+/// L-BFGS.
 pub(crate) struct Lbfgs {
-    history: usize,
+    capacity: usize,
     learning_rate: f64,
     line_search: bool,
-    /// Shrinks every step after a recovery.
-    damping: f64,
-    /// (s, y, 1 / yᵀs), oldest first.
-    pairs: VecDeque<(Tensor, Tensor, Tensor)>,
+    /// Multiplies the step; halved by each recovery, doubled back (up to 1) by good steps.
+    damping: Option<Tensor>,
+    memory: Option<Memory>,
+}
+
+/// The correction pairs (s, y) and their inner products, on the device.
+struct Memory {
+    /// capacity x 2 x n, float32: slot i holds s_i in [i][0] and y_i in [i][1].
+    pairs: Tensor,
+    /// Slots written so far (at most the capacity).
+    filled: usize,
+    /// The slot the next pair goes to (the oldest once all are written).
+    next: usize,
+    /// Row r: the slots from the oldest to the newest when slot r is the oldest.
+    orders: Tensor,
+    /// 1/yᵢᵀsᵢ per slot; 0 for a slot without a usable pair (float64).
+    rho: Tensor,
+    /// sᵢᵀyⱼ and yᵢᵀyⱼ for slots i, j (float64, capacity x capacity).
+    sy: Tensor,
+    yy: Tensor,
+    /// sᵢᵀg and yᵢᵀg for the current gradient g (capacity x 2, float64).
+    pg: Tensor,
+    /// sᵀy / yᵀy of the newest usable pair: the scale of the initial inverse Hessian.
+    gamma: Tensor,
+    /// Whether any slot holds a usable pair (0-d boolean).
+    usable: Tensor,
+}
+
+impl Memory {
+    fn new(capacity: usize, n: i64, device: Device) -> Self {
+        let c = capacity as i64;
+        let long = (Kind::Int64, device);
+        let double = (Kind::Double, device);
+        Memory {
+            pairs: Tensor::zeros([c, 2, n], (Kind::Float, device)),
+            filled: 0,
+            next: 0,
+            orders: (Tensor::arange(c, long).unsqueeze(1) + Tensor::arange(c, long).unsqueeze(0))
+                .remainder(c),
+            rho: Tensor::zeros([c], double),
+            sy: Tensor::zeros([c, c], double),
+            yy: Tensor::zeros([c, c], double),
+            pg: Tensor::zeros([c, 2], double),
+            gamma: scalar(1.0, device),
+            usable: flag(false, device),
+        }
+    }
+
+    /// The written slots, oldest first.
+    fn order(&self) -> Tensor {
+        let k = self.filled as i64;
+        if self.filled < self.rho.size()[0] as usize {
+            self.orders.get(0).narrow(0, 0, k)
+        } else {
+            self.orders.get(self.next as i64)
+        }
+    }
+
+    /// The written slots' pairs as rows s_0, y_0, s_1, y_1, ... (2k x n, a view).
+    fn rows(&self) -> Tensor {
+        let k = self.filled as i64;
+        let n = self.pairs.size()[2];
+        self.pairs.narrow(0, 0, k).view([2 * k, n])
+    }
+
+    /// H g for the inverse-Hessian approximation H of the pairs and g the gradient whose inner
+    /// products with the pairs are in `pg` (flat, float32). Only meaningful when `usable`.
+    ///
+    /// The two-loop recursion in closed form. With pairs in order from the oldest, the first
+    /// loop's coefficients solve (I + diag(ρ) U) a = ρ ⊙ Sᵀg, U the strict upper triangle of
+    /// SᵀY; the second loop's solve (I + diag(ρ) Uᵀ) b = ρ ⊙ (γ (Yᵀg − YᵀY a) + Uᵀ a); then
+    /// H g = γ g + S (a − b) − γ Y a.
+    fn apply(&self, g: &Tensor) -> Tensor {
+        let order = self.order();
+        let k = self.filled as i64;
+        let pick = |m: &Tensor| {
+            m.narrow(0, 0, k)
+                .narrow(1, 0, k)
+                .index_select(0, &order)
+                .index_select(1, &order)
+        };
+        let rho = self.rho.narrow(0, 0, k).index_select(0, &order);
+        let pg = self.pg.narrow(0, 0, k).index_select(0, &order);
+        let (sg, yg) = (pg.select(1, 0), pg.select(1, 1));
+        let (sy, yy) = (pick(&self.sy), pick(&self.yy));
+        let eye = Tensor::eye(k, (Kind::Double, g.device()));
+        let upper = sy.triu(1);
+        let lower = upper.tr();
+        let a = (&eye + rho.unsqueeze(1) * &upper)
+            .linalg_solve_triangular(&(&rho * &sg).unsqueeze(1), true, true, true)
+            .squeeze_dim(1);
+        let rhs = &rho * ((&yg - yy.mv(&a)) * &self.gamma + lower.mv(&a));
+        let b = (&eye + rho.unsqueeze(1) * &lower)
+            .linalg_solve_triangular(&rhs.unsqueeze(1), false, true, true)
+            .squeeze_dim(1);
+        // Coefficients of s_i and y_i, back in slot order, interleaved as the rows are.
+        let by_age = Tensor::stack(&[&a - &b, -(&a * &self.gamma)], 1);
+        let by_slot = by_age.zeros_like().index_copy(0, &order, &by_age);
+        self.rows()
+            .tr()
+            .mv(&by_slot.view([-1]).to_kind(Kind::Float))
+            + g * &self.gamma
+    }
+
+    /// Stores the pair (s, y) from a step, usable when `valid`, and the inner products with
+    /// `g`, the gradient at the point the optimisation is now at (all flat, float32).
+    fn push(&mut self, s: &Tensor, y: &Tensor, g: &Tensor, valid: &Tensor) {
+        let slot = self.next as i64;
+        let capacity = self.rho.size()[0] as usize;
+        let ys = s.dot(y).to_kind(Kind::Double);
+        let yy = y.dot(y).to_kind(Kind::Double);
+        self.pairs.get(slot).get(0).copy_(s);
+        self.pairs.get(slot).get(1).copy_(y);
+        self.filled = (self.filled + 1).min(capacity);
+        self.next = (self.next + 1) % capacity;
+        let k = self.filled as i64;
+        // One pass over the pairs: their inner products with g, s and y.
+        let products = self
+            .rows()
+            .mm(&Tensor::stack(&[g, s, y], 1))
+            .to_kind(Kind::Double);
+        let column = |c: i64| products.select(1, c).reshape([k, 2]);
+        let (with_g, with_s, with_y) = (column(0), column(1), column(2));
+        self.pg.narrow(0, 0, k).copy_(&with_g);
+        self.sy
+            .get(slot)
+            .narrow(0, 0, k)
+            .copy_(&with_s.select(1, 1));
+        self.sy
+            .select(1, slot)
+            .narrow(0, 0, k)
+            .copy_(&with_y.select(1, 0));
+        self.yy
+            .get(slot)
+            .narrow(0, 0, k)
+            .copy_(&with_y.select(1, 1));
+        self.yy
+            .select(1, slot)
+            .narrow(0, 0, k)
+            .copy_(&with_y.select(1, 1));
+        self.rho
+            .get(slot)
+            .copy_(&ys.reciprocal().where_scalarother(valid, 0.0));
+        self.gamma = (&ys / &yy).where_self(valid, &self.gamma);
+        self.usable = self.usable.logical_or(valid);
+    }
+
+    /// Forgets every pair where `now` holds.
+    fn clear_if(&mut self, now: &Tensor) {
+        let keep = now.logical_not();
+        self.rho = &self.rho * &keep;
+        self.usable = self.usable.logical_and(&keep);
+    }
 }
 
 /// Armijo's sufficient-decrease constant for the backtracking line search.
@@ -64,108 +260,129 @@ const ARMIJO_C1: f64 = 1e-4;
 const MAX_BACKTRACKS: usize = 20;
 
 impl Lbfgs {
-    pub fn new(history: usize, learning_rate: f64, line_search: bool) -> Self {
+    /// L-BFGS keeping `history` pairs (storage for `min(history, iterations)` is made at the
+    /// first step).
+    pub fn new(history: usize, iterations: usize, learning_rate: f64, line_search: bool) -> Self {
         Lbfgs {
-            history,
+            capacity: history.min(iterations).max(1),
             learning_rate,
             line_search,
-            damping: 1.0,
-            pairs: VecDeque::new(),
+            damping: None,
+            memory: None,
         }
     }
 
-    /// −H g, H the inverse-Hessian approximation held in the pairs.
-    fn direction(&self, g: &Tensor) -> Tensor {
-        let Some((s_last, y_last, _)) = self.pairs.back() else {
-            return -g;
-        };
-        // A copy: q is updated in place and g must stay as it is.
-        let mut q = g.copy();
-        let mut alphas = Vec::with_capacity(self.pairs.len());
-        for (s, y, rho) in self.pairs.iter().rev() {
-            let a = rho * dot(s, &q);
-            q -= y * &a;
-            alphas.push(a);
-        }
-        let gamma = dot(s_last, y_last) / dot(y_last, y_last);
-        let mut r = q * gamma;
-        for ((s, y, rho), a) in self.pairs.iter().zip(alphas.iter().rev()) {
-            let b = rho * dot(y, &r);
-            r += s * (a - b);
-        }
-        -r
-    }
-
-    fn reset(&mut self) {
-        self.pairs.clear();
-        self.damping *= 0.5;
-    }
-
-    fn remember(&mut self, s: Tensor, y: Tensor) -> Result<()> {
-        let ys = f64::try_from(dot(&y, &s))?;
-        // Only pairs with positive curvature keep H positive definite.
-        if ys > 1e-10 && ys.is_finite() {
-            if self.pairs.len() == self.history {
-                self.pairs.pop_front();
+    /// The quasi-Newton direction −H g and the step length along it (0-d float64), on the
+    /// device.
+    fn direction(&mut self, g: &Tensor) -> (Tensor, Tensor) {
+        let device = g.device();
+        let damping = self.damping.get_or_insert_with(|| scalar(1.0, device));
+        let first = first_step_factor(g) * &*damping * self.learning_rate;
+        match self.memory.as_ref().filter(|m| m.filled > 0) {
+            None => (-g, first),
+            Some(m) => {
+                let full = damping.multiply_scalar(self.learning_rate);
+                (
+                    (-m.apply(g)).where_self(&m.usable, &-g),
+                    full.where_self(&m.usable, &first),
+                )
             }
-            let rho = Tensor::from(1.0 / ys).to_device(s.device());
-            self.pairs.push_back((s, y, rho));
         }
-        Ok(())
+    }
+
+    /// The backtracking line search along `d` from `at` (reads the loss of every trial).
+    fn search(
+        &mut self,
+        at: &Point,
+        g: &Tensor,
+        mut d: Tensor,
+        t: Tensor,
+        objective: &mut Objective<'_>,
+    ) -> Result<Candidate> {
+        let device = g.device();
+        let f0 = host::read_one(&at.total())?;
+        let mut t = host::read_one(&t)?;
+        let mut gtd = host::read_one(&g.dot(&d))?;
+        if gtd >= 0.0 {
+            // Round-off made the direction point uphill: forget the history, go down.
+            if let Some(m) = self.memory.as_mut() {
+                m.clear_if(&flag(true, device));
+            }
+            d = -g;
+            gtd = -host::read_one(&g.dot(g))?;
+            let damping = self.damping.as_ref().map_or(Ok(1.0), host::read_one)?;
+            t = host::read_one(&first_step_factor(g))? * damping * self.learning_rate;
+        }
+        let shape = at.x.size();
+        let mut last = None;
+        for _ in 0..MAX_BACKTRACKS {
+            let x = &at.x + (&d * t).view(shape.as_slice());
+            let point = objective(&x)?;
+            let [total, finite] = host::read(&Tensor::stack(
+                &[point.total(), point.finite().to_kind(Kind::Double)],
+                0,
+            ))?[..] else {
+                unreachable!("two figures")
+            };
+            if finite == 1.0 && total <= f0 + ARMIJO_C1 * t * gtd {
+                return Ok(Candidate {
+                    point,
+                    acceptable: flag(true, device),
+                });
+            }
+            last = Some(point);
+            t *= 0.5;
+        }
+        Ok(Candidate {
+            point: last.expect("at least one trial"),
+            acceptable: flag(false, device),
+        })
     }
 }
 
 impl Optimizer for Lbfgs {
-    fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Step> {
-        let g = &at.eval.gradient;
-        let mut d = self.direction(g);
-        let mut t = self.learning_rate * self.damping;
-        if self.pairs.is_empty() {
-            // Without curvature information the gradient's scale is meaningless: take a step
-            // of unit L1 length at most, as PyTorch's and Torch7's L-BFGS do.
-            let g_l1 = f64::try_from(g.abs().sum(Kind::Float))?;
-            t *= (1.0 / g_l1).min(1.0);
-        }
-        let mut candidate = None;
+    fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Candidate> {
+        let g = at.gradient.reshape([-1]);
+        let (d, t) = self.direction(&g);
         if self.line_search {
-            let f0 = at.eval.terms.total;
-            let mut gtd = f64::try_from(dot(g, &d))?;
-            if gtd >= 0.0 {
-                // Round-off made the direction point uphill: forget the history, go down.
-                self.pairs.clear();
-                d = -g;
-                gtd = -f64::try_from(dot(g, g))?;
-                let g_l1 = f64::try_from(g.abs().sum(Kind::Float))?;
-                t = self.learning_rate * self.damping * (1.0 / g_l1).min(1.0);
-            }
-            for _ in 0..MAX_BACKTRACKS {
-                let x = &at.x + &d * t;
-                let eval = objective(&x)?;
-                if eval.is_finite() && eval.terms.total <= f0 + ARMIJO_C1 * t * gtd {
-                    candidate = Some(Point { x, eval });
-                    break;
-                }
-                t *= 0.5;
-            }
-        } else {
-            let x = &at.x + &d * t;
-            let eval = objective(&x)?;
-            if acceptable(at, &eval) {
-                candidate = Some(Point { x, eval });
-            }
+            return self.search(at, &g, d, t, objective);
         }
-        match candidate {
-            Some(p) => {
-                self.remember(&p.x - &at.x, &p.eval.gradient - g)?;
-                // A good step earns back some of the step length lost in recoveries.
-                self.damping = (self.damping * 2.0).min(1.0);
-                Ok(Step::Moved(p))
-            }
-            None => {
-                self.reset();
-                Ok(Step::Recovered)
-            }
-        }
+        let x = &at.x + (d * t).reshape(at.x.size().as_slice());
+        let point = objective(&x)?;
+        let acceptable = acceptable(at, &point);
+        Ok(Candidate { point, acceptable })
+    }
+
+    fn update(&mut self, at: &Point, next: &Point, taken: &Tensor, refused: &Tensor) {
+        let device = at.x.device();
+        let s = (&next.x - &at.x).reshape([-1]);
+        let y = (&next.gradient - &at.gradient).reshape([-1]);
+        let ys = s.dot(&y);
+        // Only pairs with positive curvature keep H positive definite; the others are stored
+        // as zeros, inert, so that no NaN from a refused step enters the memory.
+        let valid = taken
+            .logical_and(&ys.gt(1e-10))
+            .logical_and(&y.dot(&y).isfinite());
+        let (s, y) = (
+            s.where_scalarother(&valid, 0.0),
+            y.where_scalarother(&valid, 0.0),
+        );
+        let g = next
+            .gradient
+            .where_self(taken, &at.gradient)
+            .reshape([-1])
+            .to_kind(Kind::Float);
+        let capacity = self.capacity;
+        let memory = self
+            .memory
+            .get_or_insert_with(|| Memory::new(capacity, s.size()[0], device));
+        memory.push(&s, &y, &g, &valid);
+        memory.clear_if(refused);
+        let damping = self.damping.get_or_insert_with(|| scalar(1.0, device));
+        // A good step earns back some of the step length lost in recoveries.
+        let grown = damping.multiply_scalar(2.0).clamp_max(1.0);
+        let shrunk = damping.multiply_scalar(0.5);
+        *damping = grown.where_self(taken, &shrunk.where_self(refused, damping));
     }
 }
 
@@ -175,8 +392,18 @@ pub(crate) struct Adam {
     beta1: f64,
     beta2: f64,
     epsilon: f64,
-    t: i32,
-    moments: Option<(Tensor, Tensor)>,
+    /// First and second moments and the step count since the last reset, and the step's
+    /// scale (halved by each recovery), on the device.
+    state: Option<AdamState>,
+    /// The moments and count of the candidate in flight.
+    proposed: Option<(Tensor, Tensor, Tensor)>,
+}
+
+struct AdamState {
+    m: Tensor,
+    v: Tensor,
+    t: Tensor,
+    scale: Tensor,
 }
 
 impl Adam {
@@ -186,36 +413,125 @@ impl Adam {
             beta1: 0.9,
             beta2: 0.999,
             epsilon: 1e-8,
-            t: 0,
-            moments: None,
+            state: None,
+            proposed: None,
         }
     }
 }
 
 impl Optimizer for Adam {
-    fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Step> {
-        let g = &at.eval.gradient;
-        let (m, v) = match &self.moments {
-            Some((m, v)) => (
-                m * self.beta1 + g * (1.0 - self.beta1),
-                v * self.beta2 + g.square() * (1.0 - self.beta2),
-            ),
-            None => (g * (1.0 - self.beta1), g.square() * (1.0 - self.beta2)),
+    fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Candidate> {
+        let g = &at.gradient;
+        let device = g.device();
+        let state = self.state.get_or_insert_with(|| AdamState {
+            m: g.zeros_like(),
+            v: g.zeros_like(),
+            t: scalar(0.0, device),
+            scale: scalar(1.0, device),
+        });
+        let m = &state.m * self.beta1 + g * (1.0 - self.beta1);
+        let v = &state.v * self.beta2 + g.square() * (1.0 - self.beta2);
+        let t = &state.t + 1.0;
+        // 1 − βᵗ with t on the device.
+        let correction = |beta: f64| -((&t * beta.ln()).exp()) + 1.0;
+        let m_hat = &m / correction(self.beta1);
+        let v_hat = &v / correction(self.beta2);
+        let step = m_hat / (v_hat.sqrt() + self.epsilon) * (&state.scale * self.learning_rate);
+        let x = &at.x - step;
+        let point = objective(&x)?;
+        let acceptable = acceptable(at, &point);
+        self.proposed = Some((m, v, t));
+        Ok(Candidate { point, acceptable })
+    }
+
+    fn update(&mut self, _at: &Point, _next: &Point, taken: &Tensor, refused: &Tensor) {
+        let (Some(state), Some((m, v, t))) = (self.state.as_mut(), self.proposed.take()) else {
+            return;
         };
-        let t = self.t + 1;
-        let m_hat = &m / (1.0 - self.beta1.powi(t));
-        let v_hat = &v / (1.0 - self.beta2.powi(t));
-        let x = &at.x - m_hat / (v_hat.sqrt() + self.epsilon) * self.learning_rate;
-        let eval = objective(&x)?;
-        if acceptable(at, &eval) {
-            self.t = t;
-            self.moments = Some((m, v));
-            Ok(Step::Moved(Point { x, eval }))
-        } else {
-            self.t = 0;
-            self.moments = None;
-            self.learning_rate *= 0.5;
-            Ok(Step::Recovered)
+        // Taken: the new moments. Refused: start afresh with half the step. Stopped: as was.
+        let pick = |new: &Tensor, old: &Tensor| {
+            new.where_self(taken, &old.where_scalarother(&refused.logical_not(), 0.0))
+        };
+        state.m = pick(&m, &state.m);
+        state.v = pick(&v, &state.v);
+        state.t = pick(&t, &state.t);
+        state.scale = state
+            .scale
+            .multiply_scalar(0.5)
+            .where_self(refused, &state.scale);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-loop recursion, as textbooks write it, on pairs oldest first.
+    fn two_loop(pairs: &[(Tensor, Tensor)], g: &Tensor) -> Tensor {
+        let rho: Vec<f64> = pairs
+            .iter()
+            .map(|(s, y)| 1.0 / f64::try_from(s.dot(y)).unwrap())
+            .collect();
+        let mut q = g.to_kind(Kind::Double);
+        let mut alphas = vec![0.0; pairs.len()];
+        for (i, (s, y)) in pairs.iter().enumerate().rev() {
+            alphas[i] = rho[i] * f64::try_from(s.to_kind(Kind::Double).dot(&q)).unwrap();
+            q -= y.to_kind(Kind::Double) * alphas[i];
         }
+        let (s, y) = pairs.last().unwrap();
+        let gamma = f64::try_from(s.dot(y) / y.dot(y)).unwrap();
+        let mut r = q * gamma;
+        for (i, (s, y)) in pairs.iter().enumerate() {
+            let b = rho[i] * f64::try_from(y.to_kind(Kind::Double).dot(&r)).unwrap();
+            r += s.to_kind(Kind::Double) * (alphas[i] - b);
+        }
+        r
+    }
+
+    fn relative_difference(a: &Tensor, b: &Tensor) -> f64 {
+        let a = a.to_kind(Kind::Double);
+        let b = b.to_kind(Kind::Double);
+        f64::try_from((&a - &b).norm() / b.norm()).unwrap()
+    }
+
+    #[test]
+    fn the_compact_form_gives_the_two_loop_direction_also_after_the_memory_wraps() {
+        tch::manual_seed(7);
+        let n = 500;
+        let capacity = 5;
+        let mut memory = Memory::new(capacity, n, Device::Cpu);
+        let mut pairs: Vec<(Tensor, Tensor)> = Vec::new();
+        // A quadratic with a random positive-definite Hessian: y = A s has positive curvature.
+        let q = Tensor::randn([n, n], (Kind::Float, Device::Cpu)) / (n as f64).sqrt();
+        let hessian = q.mm(&q.tr()) + Tensor::eye(n, (Kind::Float, Device::Cpu));
+        let valid = flag(true, Device::Cpu);
+        for step in 0..12 {
+            let s = Tensor::randn([n], (Kind::Float, Device::Cpu));
+            let y = hessian.mv(&s);
+            let g = Tensor::randn([n], (Kind::Float, Device::Cpu));
+            memory.push(&s, &y, &g, &valid);
+            pairs.push((s, y));
+            if pairs.len() > capacity {
+                drop(pairs.remove(0));
+            }
+            let want = two_loop(&pairs, &g);
+            let got = memory.apply(&g);
+            let error = relative_difference(&got, &want);
+            assert!(error < 1e-4, "step {step}: relative difference {error}");
+        }
+        // An inert pair (not valid) changes nothing but takes the oldest slot.
+        let g = Tensor::randn([n], (Kind::Float, Device::Cpu));
+        let zero = Tensor::zeros([n], (Kind::Float, Device::Cpu));
+        memory.push(&zero, &zero, &g, &flag(false, Device::Cpu));
+        drop(pairs.remove(0));
+        let error = relative_difference(&memory.apply(&g), &two_loop(&pairs, &g));
+        assert!(error < 1e-4, "after an inert pair: {error}");
+        // Cleared, it holds nothing usable.
+        memory.clear_if(&flag(true, Device::Cpu));
+        assert!(!bool::try_from(&memory.usable).unwrap());
+        assert_eq!(
+            f64::try_from(memory.rho.abs().sum(Kind::Double)).unwrap(),
+            0.0
+        );
     }
 }

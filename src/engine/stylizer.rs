@@ -10,8 +10,9 @@ use std::ops::ControlFlow;
 use image::Rgb32FImage;
 use tch::{Device, Kind, Tensor};
 
+use super::host;
 use super::loss;
-use super::optim::{Adam, Lbfgs, Optimizer, Point, Step};
+use super::optim::{Adam, Lbfgs, Optimizer, Point};
 use super::preprocess;
 use super::vgg::{Layer, Pooling, Vgg19};
 use crate::error::{Error, Result};
@@ -228,13 +229,13 @@ impl OptimizerSettings {
         }
     }
 
-    fn optimizer(&self) -> Box<dyn Optimizer> {
+    fn optimizer(&self, iterations: usize) -> Box<dyn Optimizer> {
         match self.kind {
             OptimizerKind::Lbfgs {
                 history,
                 learning_rate,
                 line_search,
-            } => Box::new(Lbfgs::new(history, learning_rate, line_search)),
+            } => Box::new(Lbfgs::new(history, iterations, learning_rate, line_search)),
             OptimizerKind::Adam { learning_rate } => Box::new(Adam::new(learning_rate)),
         }
     }
@@ -382,27 +383,59 @@ pub enum StopReason {
 }
 
 /// The state after one iteration, for progress, GIFs and reports.
+///
+/// The figures stay on the device until asked for: each accessor that returns a number or an
+/// image copies it to the host and so waits for the device. Call them only when needed (a
+/// progress bar a few times a second, a GIF every few iterations); a callback that asks for
+/// nothing lets the host run ahead of a GPU.
 pub struct Iteration<'a> {
     /// The iteration number; 0 is the initial image.
     pub iteration: usize,
     /// Loss evaluations so far.
     pub evaluations: usize,
-    /// The loss terms at the current image.
-    pub terms: &'a LossTerms,
-    /// Recoveries from non-finite values so far.
-    pub recoveries: usize,
-    x: &'a Tensor,
+    names: &'a [&'static str],
+    point: &'a Point,
+    recoveries: &'a Tensor,
 }
 
 impl Iteration<'_> {
-    /// The current image (RGB, 0..1). Copies from the device: call only when needed.
-    pub fn image(&self) -> Result<Rgb32FImage> {
-        preprocess::from_network(self.x)
+    /// The loss terms at the current image. Reads from the device.
+    pub fn terms(&self) -> Result<LossTerms> {
+        Ok(terms_from(&host::read(&self.point.scalars)?, self.names))
     }
 
-    /// The current image in network space.
+    /// The total loss at the current image. Reads from the device.
+    pub fn loss(&self) -> Result<f64> {
+        host::read_one(&self.point.total())
+    }
+
+    /// Recoveries from non-finite values so far. Reads from the device.
+    pub fn recoveries(&self) -> Result<usize> {
+        Ok(host::read_one(self.recoveries)? as usize)
+    }
+
+    /// The current image (RGB, 0..1). Copies from the device.
+    pub fn image(&self) -> Result<Rgb32FImage> {
+        preprocess::from_network(&self.point.x)
+    }
+
+    /// The current image in network space, on the device.
     pub fn tensor(&self) -> &Tensor {
-        self.x
+        &self.point.x
+    }
+}
+
+/// The loss terms from the figures [total, content, tv, E_l..., Σ gradient] of a point.
+fn terms_from(values: &[f64], names: &[&'static str]) -> LossTerms {
+    LossTerms {
+        total: values[0],
+        content: values[1],
+        tv: values[2],
+        style: names
+            .iter()
+            .zip(&values[3..])
+            .map(|(n, v)| (*n, *v))
+            .collect(),
     }
 }
 
@@ -516,12 +549,33 @@ impl<'a> Stylizer<'a> {
         })
     }
 
-    /// The loss terms and gradient at `x` (network space, the content's size).
+    /// The loss terms and gradient at `x` (network space, the content's size). Reads the
+    /// figures from the device.
     pub fn evaluate(&self, target: &ContentTarget, x: &Tensor) -> Result<Evaluation> {
-        guard_memory(target.size, || self.evaluate_unguarded(target, x))
+        let point = self.point(target, x)?;
+        let values = host::read(&point.scalars)?;
+        Ok(Evaluation {
+            terms: terms_from(&values, &self.style_names()),
+            gradient: point.gradient,
+            // A NaN or infinity anywhere makes the sum non-finite.
+            gradient_finite: values[values.len() - 1].is_finite(),
+        })
     }
 
-    fn evaluate_unguarded(&self, target: &ContentTarget, x: &Tensor) -> Result<Evaluation> {
+    fn style_names(&self) -> Vec<&'static str> {
+        self.loss
+            .style_layers
+            .iter()
+            .map(|l| l.layer.name())
+            .collect()
+    }
+
+    /// The evaluated point at `x`, its figures left on the device.
+    fn point(&self, target: &ContentTarget, x: &Tensor) -> Result<Point> {
+        guard_memory(target.size, || self.point_unguarded(target, x))
+    }
+
+    fn point_unguarded(&self, target: &ContentTarget, x: &Tensor) -> Result<Point> {
         let x = x.detach().set_requires_grad(true);
         let features = self.vgg.features(&x, self.loss.pooling, &self.layers);
         let (content_f, style_f) = features.split_at(self.loss.content_layers.len());
@@ -559,32 +613,13 @@ impl<'a> Stylizer<'a> {
         let gradient = Tensor::f_run_backward(&[&total], &[&x], false, false)?
             .pop()
             .expect("one gradient");
-        // One transfer from the device for every figure of this point.
         let mut scalars = vec![total.detach(), content.detach(), tv.detach()];
         scalars.extend(style_e.iter().map(|e| e.detach()));
         scalars.push(gradient.sum(Kind::Float));
-        let values = Vec::<f64>::try_from(
-            Tensor::stack(&scalars, 0)
-                .to_kind(Kind::Double)
-                .to_device(Device::Cpu),
-        )?;
-        let style = self
-            .loss
-            .style_layers
-            .iter()
-            .zip(&values[3..])
-            .map(|(lw, v)| (lw.layer.name(), *v))
-            .collect();
-        Ok(Evaluation {
-            terms: LossTerms {
-                total: values[0],
-                content: values[1],
-                style,
-                tv: values[2],
-            },
+        Ok(Point {
+            x: x.detach(),
+            scalars: Tensor::stack(&scalars, 0).to_kind(Kind::Double),
             gradient,
-            // A NaN or infinity anywhere makes the sum non-finite.
-            gradient_finite: values[values.len() - 1].is_finite(),
         })
     }
 
@@ -621,86 +656,183 @@ impl<'a> Stylizer<'a> {
         }
         let target = self.content_target(content)?;
         let device = self.vgg.device();
+        let names = self.style_names();
         let evaluations = Cell::new(0usize);
         let mut objective = |x: &Tensor| {
             evaluations.set(evaluations.get() + 1);
-            self.evaluate(&target, x)
+            self.point(&target, x)
         };
         let init = init.detach().to_device(device).to_kind(Kind::Float).copy();
-        let first = objective(&init)?;
-        if !first.is_finite() {
+        let mut current = objective(&init)?;
+        let initial_values = host::read(&current.scalars)?;
+        if !initial_values.iter().all(|v| v.is_finite()) {
             return Err(Error::NonFinite(format!(
                 "the initial image gives a loss of {} at {}x{}",
-                first.terms.total, target.size.1, target.size.0
+                initial_values[0], target.size.1, target.size.0
             )));
         }
-        let initial = first.terms.clone();
-        let mut current = Point {
-            x: init,
-            eval: first,
+        // Everything the loop decides, it decides on the device (see `optim`): the host reads
+        // whether the optimisation still runs every `check_every` iterations, and the callback
+        // reads what it asks for. With a tolerance the check is every iteration, so that no
+        // evaluation is spent after the stop.
+        let check_every = if self.optimizer.tolerance > 0.0 {
+            1
+        } else {
+            CHECK_EVERY
         };
-        let mut best = (current.x.shallow_clone(), initial.clone());
-        let mut history = vec![initial.total];
-        let mut recoveries = 0;
-        let mut recoveries_in_a_row = 0;
-        let mut calm_iterations = 0;
-        let mut stop = StopReason::Iterations;
-        let mut optimizer = self.optimizer.optimizer();
-        let mut iteration = 0;
-        let mut report = |iteration: usize, p: &Point, recoveries: usize| {
+        let mut state = LoopState::new(&current, device);
+        let mut best = Point {
+            x: current.x.shallow_clone(),
+            scalars: current.scalars.shallow_clone(),
+            gradient: current.gradient.shallow_clone(),
+        };
+        let mut history = vec![current.total()];
+        let mut optimizer = self.optimizer.optimizer(iterations);
+        let mut stopped_by_callback = false;
+        let mut report = |iteration: usize, point: &Point, recoveries: &Tensor| {
             on_iteration(&Iteration {
                 iteration,
                 evaluations: evaluations.get(),
-                terms: &p.eval.terms,
+                names: &names,
+                point,
                 recoveries,
-                x: &p.x,
             })
         };
-        if report(0, &current, 0).is_break() {
-            stop = StopReason::Callback;
+        if report(0, &current, &state.recoveries).is_break() {
+            stopped_by_callback = true;
         }
-        while stop == StopReason::Iterations && iteration < iterations {
-            let step = optimizer.step(&current, &mut objective)?;
+        let mut iteration = 0;
+        while !stopped_by_callback && iteration < iterations {
+            let candidate = optimizer.step(&current, &mut objective)?;
             iteration += 1;
-            match step {
-                Step::Moved(next) => {
-                    recoveries_in_a_row = 0;
-                    let (before, after) = (current.eval.terms.total, next.eval.terms.total);
-                    let change = (before - after).abs() / before.abs().max(f64::MIN_POSITIVE);
-                    current = next;
-                    if current.eval.terms.total < best.1.total {
-                        best = (current.x.shallow_clone(), current.eval.terms.clone());
-                    }
-                    if change < self.optimizer.tolerance {
-                        calm_iterations += 1;
-                    } else {
-                        calm_iterations = 0;
-                    }
-                }
-                Step::Recovered => {
-                    recoveries += 1;
-                    recoveries_in_a_row += 1;
-                }
-            }
-            history.push(current.eval.terms.total);
-            if report(iteration, &current, recoveries).is_break() {
-                stop = StopReason::Callback;
-            } else if recoveries_in_a_row >= MAX_RECOVERIES_IN_A_ROW {
-                stop = StopReason::NonFinite;
-            } else if calm_iterations >= self.optimizer.patience {
-                stop = StopReason::Tolerance;
+            let taken = candidate.acceptable.logical_and(&state.running);
+            let refused = candidate
+                .acceptable
+                .logical_not()
+                .logical_and(&state.running);
+            optimizer.update(&current, &candidate.point, &taken, &refused);
+            let next = candidate.point;
+            let improved = taken.logical_and(&next.total().lt_tensor(&best.total()));
+            best = next.choose(&improved, &best);
+            state.advance(&current, &next, &taken, &refused, &self.optimizer);
+            current = next.choose(&taken, &current);
+            history.push(current.total());
+            if report(iteration, &current, &state.recoveries).is_break() {
+                stopped_by_callback = true;
+            } else if iteration % check_every == 0
+                && iteration < iterations
+                && host::read_one(&state.running)? == 0.0
+            {
+                break;
             }
         }
+        // One read for every figure of the run: the counts, the best point's figures, the history.
+        let figures = host::read(&Tensor::cat(
+            &[
+                Tensor::stack(&[&state.done, &state.recoveries, &state.stop], 0)
+                    .to_kind(Kind::Double),
+                best.scalars.shallow_clone(),
+                Tensor::stack(&history, 0),
+            ],
+            0,
+        ))?;
+        let (counts, rest) = figures.split_at(3);
+        let (best_figures, history) = rest.split_at(best.scalars.size()[0] as usize);
+        let (done, recoveries) = (counts[0] as usize, counts[1] as usize);
+        let stop = match counts[2] as i64 {
+            STOP_TOLERANCE => StopReason::Tolerance,
+            STOP_NON_FINITE => StopReason::NonFinite,
+            _ if stopped_by_callback => StopReason::Callback,
+            _ => StopReason::Iterations,
+        };
+        let history = history[..=done].to_vec();
+        let best_terms = terms_from(best_figures, &names);
         Ok(Outcome {
-            image: best.0,
-            initial,
-            best: best.1,
-            iterations: iteration,
+            image: best.x,
+            initial: terms_from(&initial_values, &names),
+            best: best_terms,
+            iterations: done,
             evaluations: evaluations.get(),
             history,
             recoveries,
             stop,
         })
+    }
+}
+
+/// Iterations between the host's checks of whether the optimisation still runs, when no
+/// tolerance is set (then only runs of refused steps stop it, which is rare): at most this many
+/// minus one evaluations are spent in vain after such a stop.
+const CHECK_EVERY: usize = 16;
+
+const STOP_TOLERANCE: i64 = 1;
+const STOP_NON_FINITE: i64 = 2;
+
+/// The optimisation loop's counters, on the device (0-d tensors).
+struct LoopState {
+    /// Whether the optimisation still runs (boolean).
+    running: Tensor,
+    /// Iterations done while running.
+    done: Tensor,
+    /// Iterations in a row whose relative loss change was under the tolerance.
+    calm: Tensor,
+    /// Refused steps in a row, and in all.
+    refused_in_a_row: Tensor,
+    recoveries: Tensor,
+    /// Why it stopped: 0 (it has not), [`STOP_TOLERANCE`] or [`STOP_NON_FINITE`].
+    stop: Tensor,
+}
+
+impl LoopState {
+    fn new(start: &Point, device: Device) -> Self {
+        let zero = || Tensor::zeros([], (Kind::Int64, device));
+        LoopState {
+            running: start.finite(),
+            done: zero(),
+            calm: zero(),
+            refused_in_a_row: zero(),
+            recoveries: zero(),
+            stop: zero(),
+        }
+    }
+
+    /// Counts one iteration from `at` to the candidate `next` and applies the stopping rules.
+    fn advance(
+        &mut self,
+        at: &Point,
+        next: &Point,
+        taken: &Tensor,
+        refused: &Tensor,
+        settings: &OptimizerSettings,
+    ) {
+        let change =
+            (at.total() - next.total()).abs() / at.total().abs().clamp_min(f64::MIN_POSITIVE);
+        let calm_step = change.lt(settings.tolerance);
+        let calm = (&self.calm + 1).where_scalarother(&calm_step, 0);
+        self.calm = calm.where_self(taken, &self.calm);
+        let refused_count = refused.to_kind(Kind::Int64);
+        self.refused_in_a_row =
+            (&self.refused_in_a_row + &refused_count).where_scalarother(&taken.logical_not(), 0);
+        self.recoveries = &self.recoveries + &refused_count;
+        self.done = &self.done + self.running.to_kind(Kind::Int64);
+        let non_finite = self
+            .refused_in_a_row
+            .ge(MAX_RECOVERIES_IN_A_ROW as i64)
+            .logical_and(&self.running);
+        let tolerance = self
+            .calm
+            .ge(settings.patience as i64)
+            .logical_and(&self.running)
+            .logical_and(&non_finite.logical_not());
+        self.stop = Tensor::where_scalarself(
+            &non_finite,
+            STOP_NON_FINITE,
+            &Tensor::where_scalarself(&tolerance, STOP_TOLERANCE, &self.stop),
+        );
+        self.running = self
+            .running
+            .logical_and(&non_finite.logical_not())
+            .logical_and(&tolerance.logical_not());
     }
 }
 

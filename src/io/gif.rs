@@ -71,9 +71,9 @@ impl GifRecorder {
     /// `iterations` iterations) in place of or after the last one. Returns the frame count:
     /// 1 + ⌈iterations / every⌉.
     pub fn finish(mut self, result: &Rgb32FImage, iterations: usize, path: &Path) -> Result<usize> {
-        if self.frames.last().is_some_and(|(i, _)| *i == iterations) {
-            self.frames.pop();
-        }
+        // Frames of iterations at or past the last (the optimiser may have run on, discarding
+        // its work, after a stop it decided on the device) give way to the result.
+        self.frames.retain(|(i, _)| *i < iterations);
         let last = self.shrink(result);
         self.frames.push((iterations, last));
         let count = self.frames.len();

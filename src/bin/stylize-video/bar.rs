@@ -46,10 +46,12 @@ impl Progress for Bar {
         self.bar = Some(bar);
     }
 
-    fn advance(&mut self, position: u64, loss: f64) {
+    fn advance(&mut self, position: u64, loss: Option<f64>) {
         if let Some(bar) = &self.bar {
             bar.set_position(position);
-            bar.set_message(format!("{loss:.4e}"));
+            if let Some(loss) = loss {
+                bar.set_message(format!("{loss:.4e}"));
+            }
         }
     }
 
