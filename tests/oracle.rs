@@ -218,7 +218,7 @@ fn lbfgs_follows_pytorchs_lbfgs() {
     // (to 2.8e35) and never recovers, while this one refuses the pair and goes on.
     let relative = |i: usize| (outcome.history[i] / want[i] - 1.0).abs();
     assert!(relative(1) < 1e-5, "first step: {:.2e}", relative(1));
-    for (from, bound) in [(20, 0.05), (60, 0.01), (iterations, 0.005)] {
+    for (from, bound) in [(20, 0.05), (60, 0.015), (iterations, 0.01)] {
         let (worst, at) = (from..=iterations)
             .map(|i| (relative(i), i))
             .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
