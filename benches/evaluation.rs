@@ -5,7 +5,8 @@
 //!
 //! With `--lbfgs M`, also the time of one whole L-BFGS iteration (evaluation, direction from a
 //! full memory of 50 pairs, bookkeeping): 50 iterations fill the memory, the next M are timed;
-//! PyTorch's `torch.optim.LBFGS` is timed the same way.
+//! PyTorch's `torch.optim.LBFGS` is timed the same way. `--lbfgs-forms two-loop,compact` times
+//! each way of computing the direction (default: the device's own).
 //!
 //! `cargo bench --bench evaluation -- [--sizes 256,512 | 512x512,1280x720] [--precisions fp32,tf32,bf16]
 //!   [--layouts contiguous,channels-last] [--devices cpu,cuda] [--repeats 5] [--warmup 2] [--lbfgs M] [--no-pytorch]`
@@ -63,8 +64,15 @@ struct Case {
 const HISTORY: usize = 50;
 
 /// Median milliseconds of one evaluation, and with `lbfgs` > 0 the mean milliseconds of one
-/// L-BFGS iteration over `lbfgs` iterations after the memory is full.
-fn bench(case: &Case, repeats: usize, warmup: usize, lbfgs: usize) -> (f64, Option<f64>) {
+/// L-BFGS iteration over `lbfgs` iterations after the memory is full, for each of `forms`
+/// (empty: the device's default).
+fn bench(
+    case: &Case,
+    repeats: usize,
+    warmup: usize,
+    lbfgs: usize,
+    forms: &[String],
+) -> (f64, Vec<(String, f64)>) {
     let vgg = Vgg19::load_with(
         &Vgg19::default_weights_path(),
         case.device,
@@ -97,8 +105,22 @@ fn bench(case: &Case, repeats: usize, warmup: usize, lbfgs: usize) -> (f64, Opti
         .collect();
     let evaluation = median(times);
     if lbfgs == 0 {
-        return (evaluation, None);
+        return (evaluation, Vec::new());
     }
+    let mut timed = Vec::new();
+    for form in forms {
+        if form != "default" {
+            std::env::set_var("STYLIZE_VIDEO_LBFGS_FORM", form);
+        }
+        timed.push((form.clone(), iteration_ms(&vgg, &target, &content, lbfgs)));
+        std::env::remove_var("STYLIZE_VIDEO_LBFGS_FORM");
+    }
+    (evaluation, timed)
+}
+
+/// Mean milliseconds of one L-BFGS iteration, over `lbfgs` iterations after the memory is full.
+fn iteration_ms(vgg: &Vgg19, target: &StyleTarget, content: &Tensor, lbfgs: usize) -> f64 {
+    let loss = LossSettings::default();
     let optimizer = OptimizerSettings {
         kind: OptimizerKind::Lbfgs {
             history: HISTORY,
@@ -108,10 +130,10 @@ fn bench(case: &Case, repeats: usize, warmup: usize, lbfgs: usize) -> (f64, Opti
         iterations: HISTORY + lbfgs,
         ..OptimizerSettings::default()
     };
-    let stylizer = Stylizer::new(&vgg, &target, loss, optimizer).expect("stylizer");
+    let stylizer = Stylizer::new(vgg, target, loss, optimizer).expect("stylizer");
     let mut started = None;
     let outcome = stylizer
-        .run(&content, &content, |it| {
+        .run(content, content, |it| {
             if it.iteration == HISTORY {
                 // Waits for the device, so that the clock starts with the queue empty.
                 it.loss().expect("a loss");
@@ -123,7 +145,7 @@ fn bench(case: &Case, repeats: usize, warmup: usize, lbfgs: usize) -> (f64, Opti
     // The run ends reading its figures from the device: the clock stops with the queue empty.
     let seconds = started.expect("timed").elapsed().as_secs_f64();
     assert_eq!(outcome.iterations, HISTORY + lbfgs, "the run stopped early");
-    (evaluation, Some(seconds * 1e3 / lbfgs as f64))
+    seconds * 1e3 / lbfgs as f64
 }
 
 fn name(p: Precision) -> &'static str {
@@ -150,6 +172,7 @@ fn main() {
     let repeats: usize = option(&args, "--repeats", "5").parse().expect("a count");
     let warmup: usize = option(&args, "--warmup", "2").parse().expect("a count");
     let lbfgs: usize = option(&args, "--lbfgs", "0").parse().expect("a count");
+    let forms = list(&args, "--lbfgs-forms", "default");
     let mut devices = Vec::new();
     for d in list(&args, "--devices", "cpu,cuda") {
         match d.as_str() {
@@ -170,12 +193,27 @@ fn main() {
                         precision,
                         channels_last: layout == "channels-last",
                     };
-                    let (ms, iteration_ms) = bench(&case, repeats, warmup, lbfgs);
+                    let (ms, iterations) = bench(&case, repeats, warmup, lbfgs, &forms);
                     let round = |v: f64| (v * 1e3).round() / 1e3;
+                    // The table compares the form the device uses by default.
+                    let default = if device.is_cuda() {
+                        "compact"
+                    } else {
+                        "two-loop"
+                    };
+                    let best = iterations
+                        .iter()
+                        .find(|(f, _)| f == default)
+                        .or(iterations.first())
+                        .map(|(_, ms)| *ms);
+                    let by_form: serde_json::Map<String, Value> = iterations
+                        .iter()
+                        .map(|(f, ms)| (f.clone(), json!(round(*ms))))
+                        .collect();
                     let row = json!({ "impl": "stylize-video", "device": device_name,
                         "width": case.size.0, "height": case.size.1, "precision": name(precision),
                         "layout": layout, "ms": round(ms),
-                        "lbfgs_iteration_ms": iteration_ms.map(round),
+                        "lbfgs_iteration_ms": best.map(round), "lbfgs_iteration_ms_by_form": by_form,
                         "threads": tch::get_num_threads() });
                     println!("{row}");
                     ours.push(row);

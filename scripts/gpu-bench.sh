@@ -58,6 +58,7 @@ peak() {
 log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
 log "1/5 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
 "$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --lbfgs "$LBFGS" \
+  --lbfgs-forms compact,two-loop \
   --python "$PYTHON" > "$OUT/evaluation.txt"
 grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl"
 grep '^|' "$OUT/evaluation.txt" >&2 || true

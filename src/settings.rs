@@ -65,9 +65,11 @@ pub struct StyleSettings {
     pub optimizer: OptimizerSettings,
     /// The compute device.
     pub device: Device,
-    /// Arithmetic of the network's convolutions; default float32.
+    /// Arithmetic of the network's convolutions (the command line's default: TF32 on a GPU,
+    /// float32 on the CPU).
     pub precision: Precision,
-    /// Channels-last activations (what tensor cores prefer); default off.
+    /// Channels-last activations, what tensor cores prefer (the command line's default: on a
+    /// GPU).
     pub channels_last: bool,
     /// The VGG19 weights file.
     pub weights: PathBuf,

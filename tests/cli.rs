@@ -246,6 +246,40 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
     assert_eq!(f["initial"], f["final"]);
     assert_eq!(f["initial"]["content"], 0.0);
     assert!(f["initial"]["total"].as_f64().unwrap() > 0.0);
+    // On the CPU, the automatic precision and layout are float32 and contiguous (the exact
+    // path); asked for, the others are used and reported.
+    if !tch::Cuda::is_available() {
+        assert_eq!(r["settings"]["precision"], "fp32");
+        assert_eq!(r["settings"]["channels_last"], false);
+    }
+    for (flags, precision, channels_last) in [
+        (
+            &["--precision", "bf16", "--channels-last"][..],
+            "bf16",
+            true,
+        ),
+        (
+            &["--precision", "tf32", "--layout", "contiguous"][..],
+            "tf32",
+            false,
+        ),
+    ] {
+        stylize()
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "64", "--iterations", "0", "--overwrite"])
+            .args(flags)
+            .arg("-o")
+            .arg(&out)
+            .arg("--report")
+            .arg(&json)
+            .assert()
+            .success();
+        let r = report(&json);
+        assert_eq!(r["settings"]["precision"], precision, "{flags:?}");
+        assert_eq!(r["settings"]["channels_last"], channels_last, "{flags:?}");
+    }
 }
 
 #[test]

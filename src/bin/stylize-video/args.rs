@@ -195,12 +195,18 @@ pub struct Args {
     pub device: String,
 
     /// Arithmetic of the network's convolutions: fp32 (exact), tf32 (tensor cores on NVIDIA
-    /// GPUs), bf16. Losses and Gram matrices stay float32.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
+    /// GPUs; PyTorch's default for convolutions), bf16; auto is tf32 on a GPU, fp32 on the CPU.
+    /// Losses and Gram matrices stay float32.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     pub precision: PrecisionArg,
 
-    /// Keep activations in channels-last order (faster convolutions on tensor cores).
-    #[arg(long)]
+    /// Memory order of the activations: channels-last is what tensor cores prefer (and spares
+    /// cuDNN's large workspaces); auto is channels-last on a GPU, contiguous on the CPU.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+    pub layout: LayoutArg,
+
+    /// The same as --layout channels-last.
+    #[arg(long, conflicts_with = "layout")]
     pub channels_last: bool,
 
     /// Write an animated GIF of the optimisation here.
@@ -246,9 +252,17 @@ pub enum GramScaleArg {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum PrecisionArg {
+    Auto,
     Fp32,
     Tf32,
     Bf16,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LayoutArg {
+    Auto,
+    Contiguous,
+    ChannelsLast,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -446,6 +460,8 @@ impl Args {
         };
         let mut optimizer = self.optimizer();
         optimizer.iterations = iterations;
+        let device = stylize_video::device::parse(&self.device)?;
+        let gpu = device.is_cuda();
         Ok(StyleSettings {
             styles: self
                 .styles
@@ -464,13 +480,19 @@ impl Args {
             preserve_colors: self.preserve_colors,
             loss: self.loss()?,
             optimizer,
-            device: stylize_video::device::parse(&self.device)?,
+            device,
             precision: match self.precision {
-                PrecisionArg::Fp32 => Precision::Fp32,
+                PrecisionArg::Auto if gpu => Precision::Tf32,
+                PrecisionArg::Auto | PrecisionArg::Fp32 => Precision::Fp32,
                 PrecisionArg::Tf32 => Precision::Tf32,
                 PrecisionArg::Bf16 => Precision::Bf16,
             },
-            channels_last: self.channels_last,
+            channels_last: match self.layout {
+                _ if self.channels_last => true,
+                LayoutArg::Auto => gpu,
+                LayoutArg::Contiguous => false,
+                LayoutArg::ChannelsLast => true,
+            },
             weights: self
                 .weights
                 .clone()
