@@ -6,6 +6,8 @@
 //! costs about a quarter), with wall times.
 //!
 //! `cargo bench --bench coarse_to_fine -- [--size 256] [--iterations 300] [--schedules 128:100,128:200,64:100+128:100] [--device cpu|cuda]`
+//!
+//! On CUDA the network runs as the command line's default there (TF32, channels-last).
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -13,7 +15,7 @@ use std::time::Instant;
 use serde_json::json;
 use stylize_video::engine::preprocess::{from_network, resize, scaled_size, to_network};
 use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
-use stylize_video::engine::vgg::Vgg19;
+use stylize_video::engine::vgg::{Precision, Vgg19};
 use stylize_video::io::image::load;
 use tch::Device;
 
@@ -48,11 +50,27 @@ fn main() {
         })
         .collect();
 
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The working directory first: the benchmark may run on another machine than it was built on
+    // (scripts/gpu-bench.sh).
+    let root = if std::path::Path::new("samples/frames").is_dir() {
+        std::path::Path::new(".")
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    };
     let frame = load(&root.join("samples/frames/bigbuckbunny-060.jpg")).expect("the frame");
     let painting =
         load(&root.join("samples/styles/van-gogh-village-street-auvers.jpg")).expect("painting");
-    let vgg = Vgg19::load(&Vgg19::default_weights_path(), device).expect("weights");
+    let (precision, channels_last) = match device {
+        Device::Cuda(_) => (Precision::Tf32, true),
+        _ => (Precision::Fp32, false),
+    };
+    let vgg = Vgg19::load_with(
+        &Vgg19::default_weights_path(),
+        device,
+        precision,
+        channels_last,
+    )
+    .expect("weights");
     let loss = LossSettings::default();
     let (pw, ph) = scaled_size(
         painting.width(),
