@@ -2,6 +2,7 @@
 
 use tch::Device;
 
+use crate::engine::vgg::Precision;
 use crate::error::{Error, Result};
 
 /// The device named `name`: `auto` (the first CUDA GPU if there is one, else the CPU), `cpu`,
@@ -76,4 +77,25 @@ fn gpu_names() -> Vec<String> {
                 .map(|m| m.trim().to_string())
         })
         .collect()
+}
+
+/// Whether this CPU does bfloat16 arithmetic natively (AVX-512 BF16 or AMX), from /proc/cpuinfo.
+/// Elsewhere libtorch emulates it, far slower than float32.
+pub fn cpu_has_native_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines().filter(|l| l.starts_with("flags")).any(|l| {
+            l.split_whitespace()
+                .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+        })
+    })
+}
+
+/// A warning for a precision that is slow on `device`: bfloat16 on a CPU without native
+/// bfloat16 arithmetic (measured ten times slower than float32 on such a CPU).
+pub fn precision_warning(device: Device, precision: Precision) -> Option<String> {
+    (precision == Precision::Bf16 && !device.is_cuda() && !cpu_has_native_bf16()).then(|| {
+        "--precision bf16 on this CPU (no AVX-512 BF16 or AMX) is emulated, about ten times \
+         slower than fp32 here; bf16 pays on GPUs"
+            .to_string()
+    })
 }

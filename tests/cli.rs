@@ -264,7 +264,7 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
             false,
         ),
     ] {
-        stylize()
+        let run = stylize()
             .arg(frame())
             .arg("--style")
             .arg(van_gogh())
@@ -276,6 +276,13 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
             .arg(&json)
             .assert()
             .success();
+        // bf16 on a CPU that only emulates it is ten times slower than fp32: the user is told.
+        let log = String::from_utf8_lossy(&run.get_output().stderr).to_string();
+        let warned = log.contains("emulated");
+        let expected = precision == "bf16"
+            && !tch::Cuda::is_available()
+            && !stylize_video::device::cpu_has_native_bf16();
+        assert_eq!(warned, expected, "{log}");
         let r = report(&json);
         assert_eq!(r["settings"]["precision"], precision, "{flags:?}");
         assert_eq!(r["settings"]["channels_last"], channels_last, "{flags:?}");
