@@ -94,8 +94,8 @@ pub fn cpu_has_native_bf16() -> bool {
 /// bfloat16 arithmetic (measured ten times slower than float32 on such a CPU).
 pub fn precision_warning(device: Device, precision: Precision) -> Option<String> {
     (precision == Precision::Bf16 && !device.is_cuda() && !cpu_has_native_bf16()).then(|| {
-        "--precision bf16 on this CPU (no AVX-512 BF16 or AMX) is emulated, about ten times \
-         slower than fp32 here; bf16 pays on GPUs"
+        "--precision bf16 on this CPU (no AVX-512 BF16 or AMX) is emulated: it measured about ten \
+         times slower than fp32 on such a CPU; bf16 pays on GPUs"
             .to_string()
     })
 }
