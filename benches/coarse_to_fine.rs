@@ -9,23 +9,19 @@
 //!
 //! On CUDA the network runs as the command line's default there (TF32, channels-last).
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::ops::ControlFlow;
 use std::time::Instant;
 
+use args::option;
 use serde_json::json;
 use stylize_video::engine::preprocess::{from_network, resize, scaled_size, to_network};
 use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
 use stylize_video::engine::vgg::{Precision, Vgg19};
 use stylize_video::io::image::load;
 use tch::Device;
-
-fn option(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -11,24 +11,20 @@
 //! `cargo bench --bench evaluation -- [--sizes 256,512 | 512x512,1280x720] [--precisions fp32,tf32,bf16]
 //!   [--layouts contiguous,channels-last] [--devices cpu,cuda] [--repeats 5] [--warmup 2] [--lbfgs M] [--no-pytorch]`
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::ops::ControlFlow;
 use std::process::Command;
 use std::time::Instant;
 
+use args::option;
 use serde_json::{json, Value};
 use stylize_video::engine::stylizer::{
     LossSettings, OptimizerKind, OptimizerSettings, StyleTarget, Stylizer,
 };
 use stylize_video::engine::vgg::{Precision, Vgg19};
 use tch::{Device, Kind, Tensor};
-
-fn option(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn list(args: &[String], name: &str, default: &str) -> Vec<String> {
     option(args, name, default)

@@ -7,6 +7,7 @@ Prints one JSON object per line: {"impl": "pytorch", "device": ..., "size": ...,
 Needs only torch (the virtualenv that provides libtorch has it)."""
 
 import argparse
+import contextlib
 import json
 import os
 import struct
@@ -71,6 +72,34 @@ def gram(f):
     return f @ f.t()
 
 
+class Gatys:
+    """The paper's loss for one content image and one painting: content at conv4_2, Gram matrices
+    (as they are) at conv1_1..conv5_1 with w_l = 0.2, alpha = 512^2/(W*H) (stylize-video's content
+    weight 1), beta = 1e4. Features computed in a lower precision (under `autocast`) are cast to
+    float32 before the losses, as stylize-video does."""
+
+    def __init__(self, convs, content, style, autocast=None):
+        self.convs = convs
+        self.autocast = autocast or contextlib.nullcontext()
+        self.wanted = set(STYLE) | {CONTENT}
+        with torch.no_grad():
+            self.p = features(convs, content, self.wanted)[CONTENT]
+            s = features(convs, style, self.wanted)
+            self.targets = {l: gram(s[l]) for l in STYLE}
+        self.alpha = 512 * 512 / (content.shape[2] * content.shape[3])
+        self.beta = 1e4
+
+    def terms(self, x):
+        """(total, content, [E_l]) at x."""
+        with self.autocast:
+            f = features(self.convs, x, self.wanted)
+        f = {k: v if v.dtype == torch.float64 else v.float() for k, v in f.items()}
+        content = 0.5 * ((f[CONTENT] - self.p) ** 2).sum()
+        style = [(((gram(f[l]) - self.targets[l]) / (2 * f[l].shape[1] * f[l].shape[2] * f[l].shape[3])) ** 2).sum()
+                 for l in STYLE]
+        return self.alpha * content + self.beta * 0.2 * sum(style), content, style
+
+
 def bench(convs, size, device, repeats, warmup, precision, layout, lbfgs=0):
     width, height = size
     torch.manual_seed(0)
@@ -84,24 +113,11 @@ def bench(convs, size, device, repeats, warmup, precision, layout, lbfgs=0):
     torch.backends.cudnn.allow_tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    wanted = set(STYLE) | {CONTENT}
-    with torch.no_grad():
-        p = features(convs, content, wanted)[CONTENT]
-        s = features(convs, style, wanted)
-        targets = {l: gram(s[l]) for l in STYLE}
-    alpha, beta = 512 * 512 / (width * height), 1e4
+    loss = Gatys(convs, content, style, autocast)
 
     def evaluate(x):
         x = x.detach().requires_grad_(True)
-        with autocast:
-            f = features(convs, x, wanted)
-        f = {k: v.float() for k, v in f.items()}
-        content_loss = 0.5 * ((f[CONTENT] - p) ** 2).sum()
-        terms = []
-        for l in STYLE:
-            n, m = f[l].shape[1], f[l].shape[2] * f[l].shape[3]
-            terms.append((((gram(f[l]) - targets[l]) / (2 * n * m)) ** 2).sum())
-        total = alpha * content_loss + beta * 0.2 * sum(terms)
+        total, content_loss, terms = loss.terms(x)
         (g,) = torch.autograd.grad(total, x)
         # Read the figures back, as the Rust side does every evaluation.
         torch.stack([total.detach(), content_loss.detach(), *[t.detach() for t in terms], g.sum()]).tolist()
@@ -131,13 +147,7 @@ def bench(convs, size, device, repeats, warmup, precision, layout, lbfgs=0):
 
     def closure():
         optimizer.zero_grad()
-        with autocast:
-            f = features(convs, image, wanted)
-        f = {k: v.float() for k, v in f.items()}
-        content_loss = 0.5 * ((f[CONTENT] - p) ** 2).sum()
-        terms = [(((gram(f[l]) - targets[l]) / (2 * f[l].shape[1] * f[l].shape[2] * f[l].shape[3])) ** 2).sum()
-                 for l in STYLE]
-        total = alpha * content_loss + beta * 0.2 * sum(terms)
+        total = loss.terms(image)[0]
         total.backward()
         return total
 

@@ -20,11 +20,10 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_evaluation import CONTENT, STYLE, features, gram, load_network  # noqa: E402
+from pytorch_evaluation import Gatys, load_network  # noqa: E402
 
 # Kernel or operator names to kinds of work, first match wins (lower case).
 KINDS = [
@@ -70,23 +69,11 @@ def main():
     content = ((torch.rand(1, 3, height, width) * 255 - 120).to(device)).contiguous(memory_format=memory_format)
     style = ((torch.rand(1, 3, height, width) * 255 - 120).to(device)).contiguous(memory_format=memory_format)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
-    wanted = set(STYLE) | {CONTENT}
-    with torch.no_grad():
-        p = features(convs, content, wanted)[CONTENT]
-        s = features(convs, style, wanted)
-        targets = {l: gram(s[l]) for l in STYLE}
-    alpha, beta = 512 * 512 / (width * height), 1e4
+    loss = Gatys(convs, content, style, autocast)
 
     def evaluate():
         x = content.detach().requires_grad_(True)
-        with autocast:
-            f = features(convs, x, wanted)
-        f = {k: v.float() for k, v in f.items()}
-        content_loss = 0.5 * ((f[CONTENT] - p) ** 2).sum()
-        terms = [(((gram(f[l]) - targets[l]) / (2 * f[l].shape[1] * f[l].shape[2] * f[l].shape[3])) ** 2).sum()
-                 for l in STYLE]
-        total = alpha * content_loss + beta * 0.2 * sum(terms)
-        (g,) = torch.autograd.grad(total, x)
+        (g,) = torch.autograd.grad(loss.terms(x)[0], x)
         return g
 
     for _ in range(3):

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "benches"))
-from pytorch_evaluation import CONTENT, STYLE, features, gram, load_network  # noqa: E402
+from pytorch_evaluation import Gatys, load_network  # noqa: E402
 
 ITERATIONS = 100
 HISTORY = 50
@@ -89,26 +89,13 @@ def main():
     style = to_network(os.path.join(reference, "style-128x100.png")).to(dtype)
     convs = [(n, w.to(dtype), b.to(dtype)) for n, w, b in
              load_network(os.path.join(ROOT, "weights", "vgg19-caffe-q8.safetensors"), torch.device("cpu"))]
-    wanted = set(STYLE) | {CONTENT}
-    with torch.no_grad():
-        p = features(convs, content, wanted)[CONTENT]
-        s = features(convs, style, wanted)
-        targets = {l: gram(s[l]) for l in STYLE}
-    height, width = content.shape[2], content.shape[3]
-    alpha, beta = 512 * 512 / (width * height), 1e4
-
+    loss = Gatys(convs, content, style)
     x = content.clone().requires_grad_(True)
     losses = []
 
     def closure():
         optimizer.zero_grad()
-        f = features(convs, x, wanted)
-        content_loss = 0.5 * ((f[CONTENT] - p) ** 2).sum()
-        style_loss = 0
-        for l in STYLE:
-            n, m = f[l].shape[1], f[l].shape[2] * f[l].shape[3]
-            style_loss = style_loss + 0.2 * (((gram(f[l]) - targets[l]) / (2 * n * m)) ** 2).sum()
-        total = alpha * content_loss + beta * style_loss
+        total = loss.terms(x)[0]
         total.backward()
         losses.append(total.item())
         return total

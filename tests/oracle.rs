@@ -15,6 +15,12 @@ fn reference() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
 }
 
+/// The reference pair (content 128x72, painting 128x100) in network space, as stored.
+fn reference_pair(device: Device) -> (Tensor, Tensor) {
+    let image = |name: &str| to_network(&load(&reference().join(name)).unwrap(), device);
+    (image("content-128x72.png"), image("style-128x100.png"))
+}
+
 fn assert_close(what: &str, got: f64, want: f64) {
     let rel = (got - want).abs() / want.abs();
     assert!(
@@ -125,14 +131,7 @@ fn losses_and_gradients_match_the_float64_reference() {
 fn lower_precisions_stay_close_to_float32() {
     use stylize_video::engine::vgg::Precision;
     let device = Device::Cpu;
-    let content = to_network(
-        &load(&reference().join("content-128x72.png")).unwrap(),
-        device,
-    );
-    let style = to_network(
-        &load(&reference().join("style-128x100.png")).unwrap(),
-        device,
-    );
+    let (content, style) = reference_pair(device);
     let evaluate = |precision: Precision, x: &Tensor| {
         let vgg = Vgg19::load_with(
             &Vgg19::default_weights_path(),
@@ -188,14 +187,7 @@ fn lbfgs_follows_pytorchs_lbfgs() {
         .collect();
     let device = Device::Cpu;
     let vgg = Vgg19::load(&Vgg19::default_weights_path(), device).unwrap();
-    let content = to_network(
-        &load(&reference().join("content-128x72.png")).unwrap(),
-        device,
-    );
-    let style = to_network(
-        &load(&reference().join("style-128x100.png")).unwrap(),
-        device,
-    );
+    let (content, style) = reference_pair(device);
     let loss = LossSettings {
         gram_scale: GramScale::Paper,
         ..LossSettings::default()
