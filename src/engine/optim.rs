@@ -277,15 +277,26 @@ impl Memory {
             + g * &self.gamma
     }
 
-    /// Stores the pair (s, y) from a step, usable when `valid`, and the inner products with
-    /// `g`, the gradient at the point the optimisation is now at (all flat, float32).
-    fn push(&mut self, s: &Tensor, y: &Tensor, g: &Tensor, valid: &Tensor) {
+    /// Stores the pair (s, y) of a step, usable when the step was `taken` and its curvature is
+    /// positive, and the inner products with `g`, the gradient at the point the optimisation is
+    /// now at (all flat, float32).
+    fn push(&mut self, s: &Tensor, y: &Tensor, g: &Tensor, taken: &Tensor) {
         let slot = self.next as i64;
         let capacity = self.rho.size()[0] as usize;
         let ys = s.dot(y).to_kind(Kind::Double);
         let yy = y.dot(y).to_kind(Kind::Double);
-        self.pairs.get(slot).get(0).copy_(s);
-        self.pairs.get(slot).get(1).copy_(y);
+        // Only pairs with positive curvature keep H positive definite; the others are stored
+        // as zeros, inert, so that no NaN from a refused step enters the memory.
+        let valid = taken.logical_and(&ys.gt(1e-10)).logical_and(&yy.isfinite());
+        let valid = &valid;
+        self.pairs
+            .get(slot)
+            .get(0)
+            .copy_(&s.where_scalarother(valid, 0.0));
+        self.pairs
+            .get(slot)
+            .get(1)
+            .copy_(&y.where_scalarother(valid, 0.0));
         self.filled = (self.filled + 1).min(capacity);
         self.next = (self.next + 1) % capacity;
         self.rho
@@ -297,10 +308,11 @@ impl Memory {
             return;
         }
         let k = self.filled as i64;
-        // One pass over the pairs: their inner products with g, s and y.
+        // One pass over the pairs: their inner products with g and the stored s and y.
+        let stored = self.pairs.get(slot);
         let products = self
             .rows()
-            .mm(&Tensor::stack(&[g, s, y], 1))
+            .mm(&Tensor::stack(&[g, &stored.get(0), &stored.get(1)], 1))
             .to_kind(Kind::Double);
         let column = |c: i64| products.select(1, c).reshape([k, 2]);
         let (with_g, with_s, with_y) = (column(0), column(1), column(2));
@@ -440,16 +452,6 @@ impl Optimizer for Lbfgs {
         let device = at.x.device();
         let s = (&next.x - &at.x).reshape([-1]);
         let y = (&next.gradient - &at.gradient).reshape([-1]);
-        let ys = s.dot(&y);
-        // Only pairs with positive curvature keep H positive definite; the others are stored
-        // as zeros, inert, so that no NaN from a refused step enters the memory.
-        let valid = taken
-            .logical_and(&ys.gt(1e-10))
-            .logical_and(&y.dot(&y).isfinite());
-        let (s, y) = (
-            s.where_scalarother(&valid, 0.0),
-            y.where_scalarother(&valid, 0.0),
-        );
         let g = next
             .gradient
             .where_self(taken, &at.gradient)
@@ -459,7 +461,7 @@ impl Optimizer for Lbfgs {
         let memory = self
             .memory
             .get_or_insert_with(|| Memory::new(form, capacity, s.size()[0], device));
-        memory.push(&s, &y, &g, &valid);
+        memory.push(&s, &y, &g, taken);
         memory.clear_if(refused);
         let damping = self.damping.get_or_insert_with(|| scalar(1.0, device));
         // A good step earns back some of the step length lost in recoveries.
@@ -592,12 +594,12 @@ mod tests {
             let mut memory = Memory::new(form, capacity, n, Device::Cpu);
             let mut pairs: Vec<(Tensor, Tensor)> = Vec::new();
             let hessian = hessian(n);
-            let valid = flag(true, Device::Cpu);
+            let taken = flag(true, Device::Cpu);
             for step in 0..12 {
                 let s = Tensor::randn([n], (Kind::Float, Device::Cpu));
                 let y = hessian.mv(&s);
                 let g = Tensor::randn([n], (Kind::Float, Device::Cpu));
-                memory.push(&s, &y, &g, &valid);
+                memory.push(&s, &y, &g, &taken);
                 pairs.push((s, y));
                 if pairs.len() > capacity {
                     drop(pairs.remove(0));
@@ -610,10 +612,11 @@ mod tests {
                     "{form:?}, step {step}: relative difference {error}"
                 );
             }
-            // An inert pair (not valid) changes nothing but takes the oldest slot.
+            // A refused step's pair (here full of NaN) is stored inert: it changes nothing but
+            // takes the oldest slot.
             let g = Tensor::randn([n], (Kind::Float, Device::Cpu));
-            let zero = Tensor::zeros([n], (Kind::Float, Device::Cpu));
-            memory.push(&zero, &zero, &g, &flag(false, Device::Cpu));
+            let nan = Tensor::full([n], f64::NAN, (Kind::Float, Device::Cpu));
+            memory.push(&nan, &nan, &g, &flag(false, Device::Cpu));
             drop(pairs.remove(0));
             let error = relative_difference(&memory.apply(&g), &two_loop(&pairs, &g));
             assert!(error < 1e-4, "{form:?} after an inert pair: {error}");

@@ -681,11 +681,9 @@ impl<'a> Stylizer<'a> {
             CHECK_EVERY
         };
         let mut state = LoopState::new(&current, device);
-        let mut best = Point {
-            x: current.x.shallow_clone(),
-            scalars: current.scalars.shallow_clone(),
-            gradient: current.gradient.shallow_clone(),
-        };
+        // The best image met and its figures.
+        let (mut best_x, mut best_scalars) =
+            (current.x.shallow_clone(), current.scalars.shallow_clone());
         let mut history = vec![current.total()];
         let mut optimizer = self.optimizer.optimizer(iterations);
         let mut stopped_by_callback = false;
@@ -712,8 +710,9 @@ impl<'a> Stylizer<'a> {
                 .logical_and(&state.running);
             optimizer.update(&current, &candidate.point, &taken, &refused);
             let next = candidate.point;
-            let improved = taken.logical_and(&next.total().lt_tensor(&best.total()));
-            best = next.choose(&improved, &best);
+            let improved = taken.logical_and(&next.total().lt_tensor(&best_scalars.get(0)));
+            best_x = next.x.where_self(&improved, &best_x);
+            best_scalars = next.scalars.where_self(&improved, &best_scalars);
             state.advance(&current, &next, &taken, &refused, &self.optimizer);
             current = next.choose(&taken, &current);
             history.push(current.total());
@@ -731,13 +730,13 @@ impl<'a> Stylizer<'a> {
             &[
                 Tensor::stack(&[&state.done, &state.recoveries, &state.stop], 0)
                     .to_kind(Kind::Double),
-                best.scalars.shallow_clone(),
+                best_scalars.shallow_clone(),
                 Tensor::stack(&history, 0),
             ],
             0,
         ))?;
         let (counts, rest) = figures.split_at(3);
-        let (best_figures, history) = rest.split_at(best.scalars.size()[0] as usize);
+        let (best_figures, history) = rest.split_at(best_scalars.size()[0] as usize);
         let (done, recoveries) = (counts[0] as usize, counts[1] as usize);
         let stop = match counts[2] as i64 {
             STOP_TOLERANCE => StopReason::Tolerance,
@@ -748,7 +747,7 @@ impl<'a> Stylizer<'a> {
         let history = history[..=done].to_vec();
         let best_terms = terms_from(best_figures, &names);
         Ok(Outcome {
-            image: best.x,
+            image: best_x,
             initial: terms_from(&initial_values, &names),
             best: best_terms,
             iterations: done,
