@@ -225,21 +225,27 @@ fn a_seed_reproduces_the_same_image() {
 fn zero_iterations_write_the_start_and_report_its_losses() {
     let dir = tempfile::tempdir().unwrap();
     let (out, json) = (dir.path().join("start.png"), dir.path().join("r.json"));
-    stylize()
-        .arg(frame())
-        .arg("--style")
-        .arg(van_gogh())
-        .args(["--size", "64", "--iterations", "0"])
-        .arg("-o")
-        .arg(&out)
-        .arg("--report")
-        .arg(&json)
-        .assert()
-        .success();
+    // One zero-iteration run with `flags`: its log and its report.
+    let start = |flags: &[&str]| {
+        let run = stylize()
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "64", "--iterations", "0", "--overwrite"])
+            .args(flags)
+            .arg("-o")
+            .arg(&out)
+            .arg("--report")
+            .arg(&json)
+            .assert()
+            .success();
+        let log = String::from_utf8_lossy(&run.get_output().stderr).to_string();
+        (log, report(&json))
+    };
+    let (_, r) = start(&[]);
     let written = image::open(&out).unwrap().to_rgb8();
     let content = stylize_video::io::image::to_rgb8(&picture(&frame(), 64));
     assert_eq!(written.as_raw(), content.as_raw());
-    let r = report(&json);
     let f = &r["frames"][0];
     assert_eq!(f["iterations"], 0);
     assert_eq!(f["history"].as_array().unwrap().len(), 1);
@@ -264,26 +270,13 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
             false,
         ),
     ] {
-        let run = stylize()
-            .arg(frame())
-            .arg("--style")
-            .arg(van_gogh())
-            .args(["--size", "64", "--iterations", "0", "--overwrite"])
-            .args(flags)
-            .arg("-o")
-            .arg(&out)
-            .arg("--report")
-            .arg(&json)
-            .assert()
-            .success();
+        let (log, r) = start(flags);
         // bf16 on a CPU that only emulates it is ten times slower than fp32: the user is told.
-        let log = String::from_utf8_lossy(&run.get_output().stderr).to_string();
         let warned = log.contains("emulated");
         let expected = precision == "bf16"
             && !tch::Cuda::is_available()
             && !stylize_video::device::cpu_has_native_bf16();
         assert_eq!(warned, expected, "{log}");
-        let r = report(&json);
         assert_eq!(r["settings"]["precision"], precision, "{flags:?}");
         assert_eq!(r["settings"]["channels_last"], channels_last, "{flags:?}");
     }

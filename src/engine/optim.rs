@@ -317,22 +317,13 @@ impl Memory {
         let column = |c: i64| products.select(1, c).reshape([k, 2]);
         let (with_g, with_s, with_y) = (column(0), column(1), column(2));
         self.pg.narrow(0, 0, k).copy_(&with_g);
-        self.sy
-            .get(slot)
-            .narrow(0, 0, k)
-            .copy_(&with_s.select(1, 1));
-        self.sy
-            .select(1, slot)
-            .narrow(0, 0, k)
-            .copy_(&with_y.select(1, 0));
-        self.yy
-            .get(slot)
-            .narrow(0, 0, k)
-            .copy_(&with_y.select(1, 1));
-        self.yy
-            .select(1, slot)
-            .narrow(0, 0, k)
-            .copy_(&with_y.select(1, 1));
+        // Row `slot` of SᵀY holds s_slot·y_j, its column s_i·y_slot; YᵀY is symmetric.
+        let cross = |m: &Tensor, row: &Tensor, column: &Tensor| {
+            m.get(slot).narrow(0, 0, k).copy_(row);
+            m.select(1, slot).narrow(0, 0, k).copy_(column);
+        };
+        cross(&self.sy, &with_s.select(1, 1), &with_y.select(1, 0));
+        cross(&self.yy, &with_y.select(1, 1), &with_y.select(1, 1));
     }
 
     /// Forgets every pair where `now` holds.
