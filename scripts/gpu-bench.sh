@@ -2,16 +2,18 @@
 # One run that measures everything issue 5 asks for, printing one JSON object at the end (and
 # keeping the pieces in OUT): evaluation times per size, precision and layout against PyTorch on
 # the same machine, and the time of a whole L-BFGS iteration against torch.optim.LBFGS; where the
-# evaluation's time goes (PyTorch's profiler on the same kernels); the first FRAMES frames of Big Buck Bunny stylised at VIDEO_SIZE with warm
-# starts, frames per second, and each checked warm frame's loss against a cold 300-iteration start;
-# one 4K frame with the peak GPU memory.
+# evaluation's time goes (PyTorch's profiler on the same kernels); the first FRAMES frames of Big
+# Buck Bunny stylised at VIDEO_SIZE with warm starts, frames per second, and each checked warm
+# frame's loss against a cold 300-iteration start; one 4K frame with the peak GPU memory;
+# coarse-to-fine against a plain run; warm starts as they are and moved along the optical flow,
+# in iterations to each frame's cold-300 loss.
 #
 # On the GPU machine (no Rust, no ffmpeg libraries): `make gpu-bundle` here puts a frames-only
 # build of the binary and of the benchmark in .gpu/; run `scripts/gpu-bench.sh` there from the
 # repository root with .gpu carried. It also runs on a CPU at small sizes, e.g.
 #   SIZES=128x72 PRECISIONS=fp32 LAYOUTS=contiguous LBFGS=5 PROFILE_SIZE=128x72 FRAMES=3 \
 #   VIDEO_SIZE=96 VIDEO_FLAGS=" " BIG_SIZE=256 FIRST=20 WARM=5 CHECK="1" C2F_SIZE=96 \
-#   C2F_SCHEDULES=48:20 scripts/gpu-bench.sh /tmp/bench
+#   C2F_SCHEDULES=48:20 WS_FRAMES=3 WS_COLD=20 scripts/gpu-bench.sh /tmp/bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gpu-bench-out}
@@ -19,6 +21,9 @@ PYTHON=${PYTHON:-python3}
 BIN=${BIN:-$( [ -x .gpu/stylize-video ] && echo .gpu/stylize-video || echo target/release/stylize-video )}
 BENCH=${BENCH:-$( [ -x .gpu/evaluation ] && echo .gpu/evaluation || ls -t target/release/deps/evaluation-* 2>/dev/null | grep -v '\.d$' | head -1 )}
 C2F=${C2F:-$( [ -x .gpu/coarse_to_fine ] && echo .gpu/coarse_to_fine || ls -t target/release/deps/coarse_to_fine-* 2>/dev/null | grep -v '\.d$' | head -1 )}
+WS=${WS:-$( [ -x .gpu/warm_start ] && echo .gpu/warm_start || ls -t target/release/deps/warm_start-* 2>/dev/null | grep -v '\.d$' | head -1 )}
+WS_FRAMES=${WS_FRAMES:-12}
+WS_COLD=${WS_COLD:-300}
 C2F_SIZE=${C2F_SIZE:-1920}
 C2F_SCHEDULES=${C2F_SCHEDULES:-960:100,960:300,480:100+960:100}
 SIZES=${SIZES:-512x512,1280x720,1920x1080}
@@ -60,14 +65,14 @@ peak() {
 }
 
 log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
-log "1/6 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
+log "1/7 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
 "$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --lbfgs "$LBFGS" \
   --lbfgs-forms compact,two-loop \
   --python "$PYTHON" > "$OUT/evaluation.txt"
 grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl"
 grep '^|' "$OUT/evaluation.txt" >&2 || true
 
-log "2/6 where the time of one evaluation goes ($PROFILE_SIZE, bf16, channels-last)"
+log "2/7 where the time of one evaluation goes ($PROFILE_SIZE, bf16, channels-last)"
 "$PYTHON" benches/pytorch_profile.py --size "$PROFILE_SIZE" > "$OUT/profile.json" \
   || log "the profile failed (see above)"
 if command -v nsys >/dev/null 2>&1; then
@@ -78,7 +83,7 @@ if command -v nsys >/dev/null 2>&1; then
   rm -f "$OUT"/ours.nsys-rep "$OUT"/ours.sqlite
 fi
 
-log "3/6 the first $FRAMES frames of Big Buck Bunny"
+log "3/7 the first $FRAMES frames of Big Buck Bunny"
 mkdir -p "$OUT/frames"
 if command -v ffmpeg >/dev/null 2>&1; then
   ffmpeg -loglevel error -y -i "$CLIP" -frames:v "$FRAMES" "$OUT/frames/%05d.png"
@@ -94,7 +99,7 @@ for i in range(int(sys.argv[3])):
 PY
 fi
 
-log "4/6 stylising them at $VIDEO_SIZE px ($VIDEO_FLAGS), warm starts"
+log "4/7 stylising them at $VIDEO_SIZE px ($VIDEO_FLAGS), warm starts"
 rm -rf "$OUT/video"
 # shellcheck disable=SC2086
 peak "$OUT/video" "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 \
@@ -107,17 +112,22 @@ for i in $CHECK; do
     --report "$OUT/cold-$i.json" --overwrite -q
 done
 
-log "5/6 one ${BIG_SIZE} px frame"
+log "5/7 one ${BIG_SIZE} px frame"
 # shellcheck disable=SC2086
 peak "$OUT/big" "$BIN" samples/frames/bigbuckbunny-060.jpg --style "$STYLE" --size "$BIG_SIZE" \
   --iterations 20 $VIDEO_FLAGS -o "$OUT/big.jpg" --report "$OUT/big.json" --overwrite -q \
   || log "the ${BIG_SIZE} px frame failed (see above)"
 
-log "6/6 coarse-to-fine against a plain 300-iteration run at $C2F_SIZE px ($C2F_SCHEDULES)"
+log "6/7 coarse-to-fine against a plain 300-iteration run at $C2F_SIZE px ($C2F_SCHEDULES)"
 DEVICE=$(command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 "$C2F" --device "$DEVICE" --size "$C2F_SIZE" --schedules "$C2F_SCHEDULES" > "$OUT/coarse-to-fine.txt" \
   || log "coarse-to-fine failed (see above)"
 grep '^{' "$OUT/coarse-to-fine.txt" > "$OUT/coarse-to-fine.jsonl" || true
+
+log "7/7 warm starts, as they are and moved along the optical flow: iterations to each frame's cold-$WS_COLD loss ($WS_FRAMES frames at $VIDEO_SIZE px)"
+"$WS" --device "$DEVICE" --input "$OUT/frames/%05d.png" --size "$VIDEO_SIZE" --frames "$WS_FRAMES" \
+  --cold "$WS_COLD" --cap "$WS_COLD" > "$OUT/warm-start.txt" || log "warm starts failed (see above)"
+grep '^{' "$OUT/warm-start.txt" > "$OUT/warm-start.jsonl" || true
 
 "$PYTHON" - "$OUT" "$CHECK" <<'PY'
 import json, os, sys
@@ -148,9 +158,11 @@ print(json.dumps({
     "evaluation": evaluation,
     "profile": load("profile.json"),
     "coarse_to_fine": [json.loads(l) for l in open(os.path.join(out, "coarse-to-fine.jsonl"))],
+    "warm_start": [json.loads(l) for l in open(os.path.join(out, "warm-start.jsonl"))],
     "video": video and {"settings": {k: video["settings"].get(k) for k in
                                      ("processing_width", "processing_height", "precision",
-                                      "channels_last", "device", "first_frame_iterations")},
+                                      "channels_last", "device", "first_frame_iterations",
+                                      "warm_start")},
                         "totals": video["totals"], "peak_gpu_mib": peak("video")},
     "warm_vs_cold300": checks,
     "big_frame": big and {"size": [big["settings"]["processing_width"], big["settings"]["processing_height"]],

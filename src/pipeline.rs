@@ -14,6 +14,7 @@ use std::time::Instant;
 use image::Rgb32FImage;
 use tch::Tensor;
 
+use crate::engine::flow::{warp, FlowEstimator, HornSchunck};
 use crate::engine::preprocess::{self, from_network, to_network};
 use crate::engine::stylizer::{Outcome, StopReason, Stylizer};
 use crate::error::{Error, Result};
@@ -40,6 +41,18 @@ impl FrameRange {
     }
 }
 
+/// Where a frame after the first starts its optimisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WarmStart {
+    /// The previous frame's result moved along the optical flow from this frame to the
+    /// previous one, so that the painted texture follows the motion (default).
+    #[default]
+    Flow,
+    /// The previous frame's result as it is.
+    Previous,
+}
+
 /// One frame's stylisation, as the pipeline reports it.
 pub struct FrameDone<'a> {
     /// The frame, at the processing size, as it goes to the sink.
@@ -64,6 +77,8 @@ pub struct PipelineJob<'a> {
     pub style: &'a StyleSettings,
     /// Iterations of a frame without a previous result to start from.
     pub first_frame_iterations: usize,
+    /// Where the other frames start.
+    pub warm_start: WarmStart,
     /// Frames to render.
     pub range: FrameRange,
     /// Frames kept so far, if the run keeps them (and how many are there already).
@@ -80,8 +95,11 @@ pub struct PipelineOutcome {
     pub frames: usize,
     /// Of which taken from kept frames.
     pub resumed: usize,
-    /// Seconds spent optimising.
+    /// Seconds spent optimising (and estimating the flow of warm starts).
     pub stylize_seconds: f64,
+    /// Of which estimating the optical flow, as seen from the host (the device may still be
+    /// busy with it when the optimisation starts).
+    pub flow_seconds: f64,
     /// Wall time, in seconds.
     pub seconds: f64,
     /// Iterations of the cold first frame, if one was stylised.
@@ -302,7 +320,9 @@ fn stylize_all(
         None => (None, 0),
     };
     let first_number = outcome.info.as_ref().map_or(0, |i| i.first_number);
-    let mut previous: Option<Tensor> = None;
+    // The previous frame's result and its content, where the next frame starts.
+    let mut previous: Option<(Tensor, Tensor)> = None;
+    let flow = HornSchunck::default();
     let mut init_image: Option<Option<Rgb32FImage>> = None;
     let mut position = 0usize;
     let mut loss_so_far = f64::NAN;
@@ -340,15 +360,26 @@ fn stylize_all(
             }
             // The next frame starts from here.
             if position + 1 == already {
-                previous = Some(to_network(&raw, device));
+                previous = Some((to_network(&raw, device), to_network(&content_image, device)));
             }
             outcome.resumed += 1;
             (raw, None, None)
         } else {
             let content = to_network(&content_image, device);
             let warm = previous.is_some();
+            let started = Instant::now();
             let (init, iterations) = match previous.take() {
-                Some(p) => (p, job.style.optimizer.iterations),
+                Some((result, _)) if job.warm_start == WarmStart::Previous => {
+                    (result, job.style.optimizer.iterations)
+                }
+                Some((result, previous_content)) => {
+                    let started = Instant::now();
+                    // Where each pixel of this frame was in the previous one.
+                    let back = flow.flow(&content, &previous_content);
+                    let init = warp(&result, &back);
+                    outcome.flow_seconds += started.elapsed().as_secs_f64();
+                    (init, job.style.optimizer.iterations)
+                }
                 None => {
                     let (w, h) = content_image.dimensions();
                     let image = match &init_image {
@@ -365,7 +396,6 @@ fn stylize_all(
                     )
                 }
             };
-            let started = Instant::now();
             let stop = job.stop;
             let mut shown = Throttle::new(LOSS_INTERVAL);
             let frames_done = outcome.frames as u64;
@@ -402,7 +432,7 @@ fn stylize_all(
             }
             loss_so_far = result.best.total;
             let raw = from_network(&result.image)?;
-            previous = Some(result.image.shallow_clone());
+            previous = Some((result.image.shallow_clone(), content));
             (raw.clone(), Some(raw), Some((result, seconds, warm)))
         };
         let shown = if job.style.preserve_colors {

@@ -40,6 +40,8 @@ pub struct RunTotals {
     pub seconds: f64,
     /// Of which spent optimising, in seconds.
     pub stylize_seconds: f64,
+    /// Of which estimating the optical flow of warm starts, as seen from the host, in seconds.
+    pub flow_seconds: f64,
     /// Output frames per second of wall time, over the frames stylised in this run.
     pub frames_per_second: f64,
     /// Iterations of the first (cold) frame stylised in this run, if any.

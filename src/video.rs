@@ -16,7 +16,7 @@ use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
 use crate::kept::KeptFrames;
-use crate::pipeline::{self, FrameRange, PipelineJob, PipelineOutcome};
+use crate::pipeline::{self, FrameRange, PipelineJob, PipelineOutcome, WarmStart};
 use crate::progress::Progress;
 use crate::report::{FrameReport, Report, RunTotals};
 use crate::settings::StyleSettings;
@@ -50,6 +50,8 @@ pub struct VideoSettings {
     pub style: StyleSettings,
     /// Iterations of the first frame, which starts cold; default 500.
     pub first_frame_iterations: usize,
+    /// Where the other frames start; default the previous result moved along the optical flow.
+    pub warm_start: WarmStart,
     /// Frames to render; default all.
     pub range: FrameRange,
     /// Frame rate of a frame-sequence input; default 25.
@@ -300,6 +302,7 @@ impl VideoSettings {
             "styles": self.style.styles.iter().map(|s| json!({ "file": identity(&s.path), "blend": s.blend })).collect::<Vec<_>>(),
             "style": style,
             "first_frame_iterations": self.first_frame_iterations,
+            "warm_start": self.warm_start,
             "start": self.range.start,
             "fps": self.fps,
         })
@@ -418,6 +421,7 @@ pub fn stylize_video(
             "first_frame_iterations".into(),
             json!(settings.first_frame_iterations),
         );
+        s.insert("warm_start".into(), json!(settings.warm_start));
         s.insert("frames".into(), json!(settings.range));
         s.insert("encode".into(), json!(settings.encode));
         s.insert("input".into(), json!(settings.input.display().to_string()));
@@ -435,6 +439,7 @@ pub fn stylize_video(
                 stylized,
                 seconds: outcome.seconds,
                 stylize_seconds: outcome.stylize_seconds,
+                flow_seconds: outcome.flow_seconds,
                 frames_per_second: stylized as f64 / outcome.seconds.max(1e-9),
                 first_frame_iterations: outcome.first_frame_iterations,
                 mean_warm_iterations: mean(&outcome.warm_iterations),
@@ -493,6 +498,7 @@ fn run_kept(
         stylizer: &stylizer,
         style,
         first_frame_iterations: settings.first_frame_iterations,
+        warm_start: settings.warm_start,
         range: settings.range,
         kept: Some((kept, already)),
         stop,

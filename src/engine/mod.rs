@@ -1,5 +1,6 @@
 //! The Gatys engine: pure tensors in, tensors out. No threads, no files, no ffmpeg.
 
+pub mod flow;
 pub mod host;
 pub mod loss;
 mod optim;

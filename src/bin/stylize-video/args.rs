@@ -11,7 +11,7 @@ use stylize_video::error::{Error, Result};
 use stylize_video::frames::Ratio;
 use stylize_video::io::gif::DEFAULT_MAX_EDGE;
 use stylize_video::io::image::BitDepth;
-use stylize_video::pipeline::FrameRange;
+use stylize_video::pipeline::{FrameRange, WarmStart};
 use stylize_video::settings::{Init, StyleImage, StyleSettings};
 use stylize_video::still::{GifSettings, StillSettings};
 use stylize_video::video::{EncodeSettings, VideoSettings};
@@ -52,6 +52,12 @@ pub struct Args {
     /// previous result and use --iterations).
     #[arg(long, default_value_t = 500)]
     pub first_frame_iterations: usize,
+
+    /// Video: where each frame after the first starts. flow: the previous result moved along
+    /// the optical flow, so that the painted texture follows the motion; previous: the previous
+    /// result as it is.
+    #[arg(long, value_enum, default_value_t = WarmStartArg::Flow)]
+    pub warm_start: WarmStartArg,
 
     /// Video: render frames START:END only (positions from 0, END excluded; either may be left
     /// out).
@@ -263,6 +269,12 @@ pub enum LayoutArg {
     Auto,
     Contiguous,
     ChannelsLast,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WarmStartArg {
+    Flow,
+    Previous,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -510,6 +522,10 @@ impl Args {
                 .unwrap_or_else(|| stylize_video::video::default_output(&self.input)),
             style: self.style(self.iterations.unwrap_or(WARM_ITERATIONS))?,
             first_frame_iterations: self.first_frame_iterations,
+            warm_start: match self.warm_start {
+                WarmStartArg::Flow => WarmStart::Flow,
+                WarmStartArg::Previous => WarmStart::Previous,
+            },
             range: match &self.frames {
                 Some(text) => parse_range(text)?,
                 None => FrameRange::default(),

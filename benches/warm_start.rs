@@ -1,0 +1,199 @@
+//! How many iterations does a warm frame need, started from the previous result as it is or
+//! moved along the optical flow? For each frame of a clip, a cold run of N iterations from the
+//! content sets the loss to reach; then, for each kind of warm start, the frames are stylised in
+//! order, each from the previous one's result, until they reach their frame's cold loss (the
+//! first frame is the cold run itself). Reports, per kind, the iterations each frame needed,
+//! the temporal error (mean |difference|, 0..255, between each result and the previous result
+//! moved along the input's flow, as in Ruder et al.) and the time of the flow.
+//!
+//! `cargo bench --bench warm_start -- [--input samples/video/bigbuckbunny.mp4 | frames/%05d.png]
+//!  [--size 128] [--frames 12] [--cold 300] [--cap 300] [--modes previous,flow] [--device cpu|cuda]`
+//!
+//! On CUDA the network runs as the command line's default there (TF32, channels-last).
+
+#[path = "common/args.rs"]
+mod args;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use args::option;
+use serde_json::json;
+use stylize_video::engine::flow::{mean_abs_difference, warp, FlowEstimator, HornSchunck};
+use stylize_video::engine::preprocess::{resize, scaled_size, to_network};
+use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
+use stylize_video::engine::vgg::{Precision, Vgg19, CAFFE_MEAN_BGR};
+use stylize_video::frames::{FrameSource, Ratio};
+use stylize_video::io::image::load;
+use stylize_video::io::sequence::{is_sequence, SequenceSource};
+use tch::{Device, Tensor};
+
+fn open(input: &Path, size: u32) -> Box<dyn FrameSource> {
+    if is_sequence(input) {
+        return Box::new(SequenceSource::open(input, Ratio::new(25, 1), size).expect("the frames"));
+    }
+    #[cfg(feature = "video")]
+    {
+        Box::new(
+            stylize_video::io::video::decode::VideoSource::open(input, size).expect("the clip"),
+        )
+    }
+    #[cfg(not(feature = "video"))]
+    panic!("a build without video support reads frame sequences only")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let root = if Path::new("samples/frames").is_dir() {
+        Path::new(".")
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    };
+    let input = PathBuf::from(option(
+        &args,
+        "--input",
+        &root
+            .join("samples/video/bigbuckbunny.mp4")
+            .display()
+            .to_string(),
+    ));
+    let number = |name: &str, default: &str| -> usize {
+        option(&args, name, default).parse().expect("a number")
+    };
+    let size = number("--size", "128") as u32;
+    let count = number("--frames", "12");
+    let cold_iterations = number("--cold", "300");
+    let cap = number("--cap", "300");
+    let modes = option(&args, "--modes", "previous,flow");
+    let device = match option(&args, "--device", "cpu").as_str() {
+        "cuda" => Device::Cuda(0),
+        _ => Device::Cpu,
+    };
+    let (precision, channels_last) = match device {
+        Device::Cuda(_) => (Precision::Tf32, true),
+        _ => (Precision::Fp32, false),
+    };
+
+    let mut source = open(&input, size);
+    let contents: Vec<Tensor> = (0..count)
+        .map_while(|_| source.next_frame().expect("a frame"))
+        .map(|f| to_network(&f.image, device))
+        .collect();
+    let vgg = Vgg19::load_with(
+        &Vgg19::default_weights_path(),
+        device,
+        precision,
+        channels_last,
+    )
+    .expect("weights");
+    let painting =
+        load(&root.join("samples/styles/van-gogh-village-street-auvers.jpg")).expect("painting");
+    let (pw, ph) = scaled_size(
+        painting.width(),
+        painting.height(),
+        size.min(painting.width().max(painting.height())),
+    );
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(
+        &vgg,
+        &[(to_network(&resize(&painting, pw, ph), device), 1.0)],
+        &loss,
+    )
+    .expect("style target");
+    let stylizer = |n: usize| {
+        Stylizer::new(
+            &vgg,
+            &style,
+            loss.clone(),
+            OptimizerSettings {
+                iterations: n,
+                ..OptimizerSettings::default()
+            },
+        )
+        .expect("stylizer")
+    };
+
+    // The input's flow from each frame to the one before, for warm starts and temporal error.
+    let estimator = HornSchunck::default();
+    let started = Instant::now();
+    let back: Vec<Option<Tensor>> = (0..contents.len())
+        .map(|k| (k > 0).then(|| estimator.flow(&contents[k], &contents[k - 1])))
+        .collect();
+    // Wait for the device, so that the time is the flows' own.
+    if let Some(Some(last)) = back.last() {
+        let _ = last.sum(tch::Kind::Double).double_value(&[]);
+    }
+    let flow_ms = 1e3 * started.elapsed().as_secs_f64() / (contents.len().max(2) - 1) as f64;
+    // Network space back to 0..255 pixel values, as written.
+    let mean = Tensor::from_slice(&CAFFE_MEAN_BGR)
+        .view([1, 3, 1, 1])
+        .to_device(device);
+    let shown = |x: &Tensor| (x + &mean).clamp(0.0, 255.0);
+    let temporal = |images: &[Tensor]| -> f64 {
+        let errors: Vec<f64> = (1..images.len())
+            .map(|k| {
+                let moved = warp(&images[k - 1], back[k].as_ref().expect("a flow"));
+                mean_abs_difference(&shown(&images[k]), &shown(&moved))
+            })
+            .collect();
+        errors.iter().sum::<f64>() / errors.len().max(1) as f64
+    };
+
+    let cold: Vec<_> = contents
+        .iter()
+        .map(|c| {
+            stylizer(cold_iterations)
+                .run(c, c, |_| ControlFlow::Continue(()))
+                .expect("cold run")
+        })
+        .collect();
+    let cold_images: Vec<Tensor> = cold.iter().map(|o| o.image.shallow_clone()).collect();
+    println!(
+        "{}",
+        json!({ "start": "cold", "size": contents[0].size(), "frames": contents.len(),
+                "iterations": cold_iterations,
+                "losses": cold.iter().map(|o| o.best.total).collect::<Vec<_>>(),
+                "temporal_error": temporal(&cold_images),
+                "input_temporal_error": temporal(&contents),
+                "flow_ms_per_pair": flow_ms })
+    );
+
+    for mode in modes.split(',') {
+        let mut images = vec![cold_images[0].shallow_clone()];
+        let mut needed = Vec::new();
+        let started = Instant::now();
+        for k in 1..contents.len() {
+            let previous = images.last().expect("a result");
+            let init = match mode {
+                "flow" => warp(previous, &estimator.flow(&contents[k], &contents[k - 1])),
+                "previous" => previous.shallow_clone(),
+                other => panic!("unknown warm start {other}"),
+            };
+            let target = cold[k].best.total;
+            let mut reached = None;
+            let outcome = stylizer(cap)
+                .run(&contents[k], &init, |it| {
+                    if it.loss().expect("a loss") <= target {
+                        reached = Some(it.iteration);
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                })
+                .expect("warm run");
+            needed.push(reached);
+            images.push(outcome.image);
+        }
+        let reached: Vec<usize> = needed.iter().flatten().copied().collect();
+        println!(
+            "{}",
+            json!({ "start": mode,
+                    "iterations_to_cold_loss": needed,
+                    "mean": reached.iter().sum::<usize>() as f64 / reached.len().max(1) as f64,
+                    "min": reached.iter().min(), "max": reached.iter().max(),
+                    "never_reached": needed.len() - reached.len(),
+                    "temporal_error": temporal(&images),
+                    "seconds": started.elapsed().as_secs_f64() })
+        );
+    }
+}
