@@ -2,12 +2,13 @@
 //! moved along the optical flow? For each frame of a clip, a cold run of N iterations from the
 //! content sets the loss to reach; then, for each kind of warm start, the frames are stylised in
 //! order, each from the previous one's result, until they reach their frame's cold loss (the
-//! first frame is the cold run itself). Reports, per kind, the iterations each frame needed,
+//! first frame is the cold run itself; `flow` is the command line's flow warm start,
+//! `flow-nearest`, `flow-bilinear` and `flow-bicubic` read the previous result as they say). Reports, per kind, the iterations each frame needed,
 //! the temporal error (mean |difference|, 0..255, between each result and the previous result
 //! moved along the input's flow, as in Ruder et al.) and the time of the flow.
 //!
 //! `cargo bench --bench warm_start -- [--input samples/video/bigbuckbunny.mp4 | frames/%05d.png]
-//!  [--size 128] [--frames 12] [--cold 300] [--cap 300] [--modes previous,flow] [--device cpu|cuda]`
+//!  [--skip 0] [--size 128] [--frames 12] [--cold 300] [--cap 300] [--modes previous,flow,flow-bilinear,flow-bicubic] [--targets L0,L1,...] [--device cpu|cuda]`
 //!
 //! On CUDA the network runs as the command line's default there (TF32, channels-last).
 
@@ -20,13 +21,16 @@ use std::time::Instant;
 
 use args::option;
 use serde_json::json;
-use stylize_video::engine::flow::{mean_abs_difference, warp, FlowEstimator, HornSchunck};
+use stylize_video::engine::flow::{
+    mean_abs_difference, warp, FlowEstimator, HornSchunck, Sampling,
+};
 use stylize_video::engine::preprocess::{resize, scaled_size, to_network};
 use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
 use stylize_video::engine::vgg::{Precision, Vgg19, CAFFE_MEAN_BGR};
 use stylize_video::frames::{FrameSource, Ratio};
 use stylize_video::io::image::load;
 use stylize_video::io::sequence::{is_sequence, SequenceSource};
+use stylize_video::pipeline::WARM_START_SAMPLING;
 use tch::{Device, Tensor};
 
 fn open(input: &Path, size: u32) -> Box<dyn FrameSource> {
@@ -75,7 +79,11 @@ fn main() {
         _ => (Precision::Fp32, false),
     };
 
+    let skip = number("--skip", "0");
     let mut source = open(&input, size);
+    for _ in 0..skip {
+        source.next_frame().expect("a frame");
+    }
     let contents: Vec<Tensor> = (0..count)
         .map_while(|_| source.next_frame().expect("a frame"))
         .map(|f| to_network(&f.image, device))
@@ -133,14 +141,27 @@ fn main() {
     let temporal = |images: &[Tensor]| -> f64 {
         let errors: Vec<f64> = (1..images.len())
             .map(|k| {
-                let moved = warp(&images[k - 1], back[k].as_ref().expect("a flow"));
+                let moved = warp(
+                    &images[k - 1],
+                    back[k].as_ref().expect("a flow"),
+                    Sampling::Bilinear,
+                );
                 mean_abs_difference(&shown(&images[k]), &shown(&moved))
             })
             .collect();
         errors.iter().sum::<f64>() / errors.len().max(1) as f64
     };
 
-    let cold: Vec<_> = contents
+    // Each frame's cold loss: measured, or (--targets, from an earlier run with the same
+    // settings) given, when only the first frame's cold run is needed.
+    let given: Option<Vec<f64>> = args.iter().position(|a| a == "--targets").map(|_| {
+        option(&args, "--targets", "")
+            .split(',')
+            .map(|v| v.parse().expect("a loss"))
+            .collect()
+    });
+    let runs = if given.is_some() { 1 } else { contents.len() };
+    let cold: Vec<_> = contents[..runs]
         .iter()
         .map(|c| {
             stylizer(cold_iterations)
@@ -148,13 +169,15 @@ fn main() {
                 .expect("cold run")
         })
         .collect();
+    let targets = given.unwrap_or_else(|| cold.iter().map(|o| o.best.total).collect());
+    assert_eq!(targets.len(), contents.len(), "one target per frame");
     let cold_images: Vec<Tensor> = cold.iter().map(|o| o.image.shallow_clone()).collect();
     println!(
         "{}",
         json!({ "start": "cold", "size": contents[0].size(), "frames": contents.len(),
                 "iterations": cold_iterations,
-                "losses": cold.iter().map(|o| o.best.total).collect::<Vec<_>>(),
-                "temporal_error": temporal(&cold_images),
+                "losses": targets,
+                "temporal_error": (runs > 1).then(|| temporal(&cold_images)),
                 "input_temporal_error": temporal(&contents),
                 "flow_ms_per_pair": flow_ms })
     );
@@ -162,15 +185,20 @@ fn main() {
     for mode in modes.split(',') {
         let mut images = vec![cold_images[0].shallow_clone()];
         let mut needed = Vec::new();
+        let mut start_ratio = Vec::new();
         let started = Instant::now();
         for k in 1..contents.len() {
             let previous = images.last().expect("a result");
+            let flow = || estimator.flow(&contents[k], &contents[k - 1]);
             let init = match mode {
-                "flow" => warp(previous, &estimator.flow(&contents[k], &contents[k - 1])),
+                "flow" => warp(previous, &flow(), WARM_START_SAMPLING),
+                "flow-nearest" => warp(previous, &flow(), Sampling::Nearest),
+                "flow-bilinear" => warp(previous, &flow(), Sampling::Bilinear),
+                "flow-bicubic" => warp(previous, &flow(), Sampling::Bicubic),
                 "previous" => previous.shallow_clone(),
                 other => panic!("unknown warm start {other}"),
             };
-            let target = cold[k].best.total;
+            let target = targets[k];
             let mut reached = None;
             let outcome = stylizer(cap)
                 .run(&contents[k], &init, |it| {
@@ -182,6 +210,7 @@ fn main() {
                 })
                 .expect("warm run");
             needed.push(reached);
+            start_ratio.push(outcome.initial.total / target);
             images.push(outcome.image);
         }
         let reached: Vec<usize> = needed.iter().flatten().copied().collect();
@@ -192,6 +221,7 @@ fn main() {
                     "mean": reached.iter().sum::<usize>() as f64 / reached.len().max(1) as f64,
                     "min": reached.iter().min(), "max": reached.iter().max(),
                     "never_reached": needed.len() - reached.len(),
+                    "start_loss_over_cold_loss": start_ratio,
                     "temporal_error": temporal(&images),
                     "seconds": started.elapsed().as_secs_f64() })
         );

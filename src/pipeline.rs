@@ -14,7 +14,7 @@ use std::time::Instant;
 use image::Rgb32FImage;
 use tch::Tensor;
 
-use crate::engine::flow::{warp, FlowEstimator, HornSchunck};
+use crate::engine::flow::{warp, FlowEstimator, HornSchunck, Sampling};
 use crate::engine::preprocess::{self, from_network, to_network};
 use crate::engine::stylizer::{Outcome, StopReason, Stylizer};
 use crate::error::{Error, Result};
@@ -22,6 +22,10 @@ use crate::frames::{Frame, FrameSink, FrameSource, SourceInfo};
 use crate::kept::KeptFrames;
 use crate::progress::{Progress, Throttle, LOSS_INTERVAL};
 use crate::settings::StyleSettings;
+
+/// How a flow warm start reads the previous result between its pixels: bilinear needed the
+/// fewest iterations of the three (`benches/warm_start.rs`, docs/PERFORMANCE.md).
+pub const WARM_START_SAMPLING: Sampling = Sampling::Bilinear;
 
 /// Frames in flight between two stages.
 const CHANNEL_DEPTH: usize = 4;
@@ -376,7 +380,7 @@ fn stylize_all(
                     let started = Instant::now();
                     // Where each pixel of this frame was in the previous one.
                     let back = flow.flow(&content, &previous_content);
-                    let init = warp(&result, &back);
+                    let init = warp(&result, &back, WARM_START_SAMPLING);
                     outcome.flow_seconds += started.elapsed().as_secs_f64();
                     (init, job.style.optimizer.iterations)
                 }

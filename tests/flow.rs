@@ -8,7 +8,9 @@ use std::path::Path;
 use assert_cmd::Command;
 use common::*;
 use image::Rgb32FImage;
-use stylize_video::engine::flow::{mean_abs_difference, warp, FlowEstimator, HornSchunck};
+use stylize_video::engine::flow::{
+    mean_abs_difference, warp, FlowEstimator, HornSchunck, Sampling,
+};
 use tch::{Kind, Tensor};
 
 /// Two windows of the same real frame, `(dx, dy)` apart: the flow from the first to the second
@@ -42,7 +44,10 @@ fn a_known_shift_of_a_real_frame_is_recovered() {
         .mean(Kind::Double);
         let error = f64::try_from(error).unwrap();
         let before = mean_abs_difference(&interior(&from, 8), &interior(&to, 8));
-        let after = mean_abs_difference(&interior(&from, 8), &interior(&warp(&to, &flow), 8));
+        let after = mean_abs_difference(
+            &interior(&from, 8),
+            &interior(&warp(&to, &flow, Sampling::Bilinear), 8),
+        );
         eprintln!("shift ({dx}, {dy}): mean flow ({mean_x:.3}, {mean_y:.3}), mean end-point error {error:.3} px; difference {before:.2} -> {after:.2}");
         assert!((mean_x - dx as f64).abs() < 0.1 && (mean_y - dy as f64).abs() < 0.1);
         assert!(error < 0.25, "end-point error {error}");
@@ -75,8 +80,10 @@ fn real_frames_line_up_once_moved_along_the_flow() {
         for pair in frames.windows(2) {
             let back = HornSchunck::default().flow(&pair[1], &pair[0]);
             still += mean_abs_difference(&interior(&pair[1], 4), &interior(&pair[0], 4));
-            moved +=
-                mean_abs_difference(&interior(&pair[1], 4), &interior(&warp(&pair[0], &back), 4));
+            moved += mean_abs_difference(
+                &interior(&pair[1], 4),
+                &interior(&warp(&pair[0], &back, Sampling::Bilinear), 4),
+            );
         }
         let n = (frames.len() - 1) as f64;
         eprintln!(
