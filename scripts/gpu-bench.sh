@@ -24,6 +24,10 @@ C2F=${C2F:-$( [ -x .gpu/coarse_to_fine ] && echo .gpu/coarse_to_fine || ls -t ta
 WS=${WS:-$( [ -x .gpu/warm_start ] && echo .gpu/warm_start || ls -t target/release/deps/warm_start-* 2>/dev/null | grep -v '\.d$' | head -1 )}
 WS_FRAMES=${WS_FRAMES:-12}
 WS_COLD=${WS_COLD:-300}
+# Stages to run (all by default); to stay within a 10-minute call, e.g. STAGES="1 2 3 4 5" then
+# STAGES="3 6 7" into the same OUT: the summary reads what is there.
+STAGES=" ${STAGES:-1 2 3 4 5 6 7} "
+has() { [[ "$STAGES" == *" $1 "* ]]; }
 C2F_SIZE=${C2F_SIZE:-1920}
 C2F_SCHEDULES=${C2F_SCHEDULES:-960:100,960:300,480:100+960:100}
 SIZES=${SIZES:-512x512,1280x720,1920x1080}
@@ -64,31 +68,37 @@ peak() {
   fi
 }
 
+DEVICE=$(command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
-log "1/7 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
-"$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --lbfgs "$LBFGS" \
-  --lbfgs-forms compact,two-loop \
-  --python "$PYTHON" > "$OUT/evaluation.txt"
-grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl"
-grep '^|' "$OUT/evaluation.txt" >&2 || true
-
-log "2/7 where the time of one evaluation goes ($PROFILE_SIZE, bf16, channels-last)"
-"$PYTHON" benches/pytorch_profile.py --size "$PROFILE_SIZE" > "$OUT/profile.json" \
-  || log "the profile failed (see above)"
-if command -v nsys >/dev/null 2>&1; then
-  # stylize-video's own kernels, where Nsight Systems is installed.
-  nsys profile --stats=true -o "$OUT/ours" --force-overwrite true "$BENCH" --sizes "$PROFILE_SIZE" \
-    --precisions bf16 --layouts channels-last --repeats 20 --no-pytorch > "$OUT/nsys.txt" 2>&1 \
-    || log "nsys failed"
-  rm -f "$OUT"/ours.nsys-rep "$OUT"/ours.sqlite
+if has 1; then
+  log "1/7 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
+  "$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --lbfgs "$LBFGS" \
+    --lbfgs-forms compact,two-loop \
+    --python "$PYTHON" > "$OUT/evaluation.txt"
+  grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl"
+  grep '^|' "$OUT/evaluation.txt" >&2 || true
 fi
 
-log "3/7 the first $FRAMES frames of Big Buck Bunny"
-mkdir -p "$OUT/frames"
-if command -v ffmpeg >/dev/null 2>&1; then
-  ffmpeg -loglevel error -y -i "$CLIP" -frames:v "$FRAMES" "$OUT/frames/%05d.png"
-else
-  "$PYTHON" - "$CLIP" "$OUT/frames" "$FRAMES" <<'PY'
+if has 2; then
+  log "2/7 where the time of one evaluation goes ($PROFILE_SIZE, bf16, channels-last)"
+  "$PYTHON" benches/pytorch_profile.py --size "$PROFILE_SIZE" > "$OUT/profile.json" \
+    || log "the profile failed (see above)"
+  if command -v nsys >/dev/null 2>&1; then
+    # stylize-video's own kernels, where Nsight Systems is installed.
+    nsys profile --stats=true -o "$OUT/ours" --force-overwrite true "$BENCH" --sizes "$PROFILE_SIZE" \
+      --precisions bf16 --layouts channels-last --repeats 20 --no-pytorch > "$OUT/nsys.txt" 2>&1 \
+      || log "nsys failed"
+    rm -f "$OUT"/ours.nsys-rep "$OUT"/ours.sqlite
+  fi
+fi
+
+if has 3 || has 4 || has 7; then
+  log "3/7 the first $FRAMES frames of Big Buck Bunny"
+  mkdir -p "$OUT/frames"
+  if command -v ffmpeg >/dev/null 2>&1; then
+    ffmpeg -loglevel error -y -i "$CLIP" -frames:v "$FRAMES" "$OUT/frames/%05d.png"
+  else
+    "$PYTHON" - "$CLIP" "$OUT/frames" "$FRAMES" <<'PY'
 import sys, cv2
 cap = cv2.VideoCapture(sys.argv[1])
 for i in range(int(sys.argv[3])):
@@ -97,37 +107,45 @@ for i in range(int(sys.argv[3])):
         break
     cv2.imwrite("%s/%05d.png" % (sys.argv[2], i), frame)
 PY
+  fi
 fi
 
-log "4/7 stylising them at $VIDEO_SIZE px ($VIDEO_FLAGS), warm starts"
-rm -rf "$OUT/video"
-# shellcheck disable=SC2086
-peak "$OUT/video" "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 \
-  --first-frame-iterations "$FIRST" --iterations "$WARM" $VIDEO_FLAGS \
-  -o "$OUT/video/%05d.jpg" --report "$OUT/video.json" --overwrite -q
-for i in $CHECK; do
+if has 4; then
+  log "4/7 stylising them at $VIDEO_SIZE px ($VIDEO_FLAGS), warm starts"
+  rm -rf "$OUT/video"
   # shellcheck disable=SC2086
-  "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 --frames "$i:$((i + 1))" \
-    --first-frame-iterations 300 $VIDEO_FLAGS -o "$OUT/cold-$i/%05d.jpg" \
-    --report "$OUT/cold-$i.json" --overwrite -q
-done
+  peak "$OUT/video" "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 \
+    --first-frame-iterations "$FIRST" --iterations "$WARM" $VIDEO_FLAGS \
+    -o "$OUT/video/%05d.jpg" --report "$OUT/video.json" --overwrite -q
+  for i in $CHECK; do
+    # shellcheck disable=SC2086
+    "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 --frames "$i:$((i + 1))" \
+      --first-frame-iterations 300 $VIDEO_FLAGS -o "$OUT/cold-$i/%05d.jpg" \
+      --report "$OUT/cold-$i.json" --overwrite -q
+  done
+fi
 
-log "5/7 one ${BIG_SIZE} px frame"
-# shellcheck disable=SC2086
-peak "$OUT/big" "$BIN" samples/frames/bigbuckbunny-060.jpg --style "$STYLE" --size "$BIG_SIZE" \
-  --iterations 20 $VIDEO_FLAGS -o "$OUT/big.jpg" --report "$OUT/big.json" --overwrite -q \
-  || log "the ${BIG_SIZE} px frame failed (see above)"
+if has 5; then
+  log "5/7 one ${BIG_SIZE} px frame"
+  # shellcheck disable=SC2086
+  peak "$OUT/big" "$BIN" samples/frames/bigbuckbunny-060.jpg --style "$STYLE" --size "$BIG_SIZE" \
+    --iterations 20 $VIDEO_FLAGS -o "$OUT/big.jpg" --report "$OUT/big.json" --overwrite -q \
+    || log "the ${BIG_SIZE} px frame failed (see above)"
+fi
 
-log "6/7 coarse-to-fine against a plain 300-iteration run at $C2F_SIZE px ($C2F_SCHEDULES)"
-DEVICE=$(command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
-"$C2F" --device "$DEVICE" --size "$C2F_SIZE" --schedules "$C2F_SCHEDULES" > "$OUT/coarse-to-fine.txt" \
-  || log "coarse-to-fine failed (see above)"
-grep '^{' "$OUT/coarse-to-fine.txt" > "$OUT/coarse-to-fine.jsonl" || true
+if has 6; then
+  log "6/7 coarse-to-fine against a plain 300-iteration run at $C2F_SIZE px ($C2F_SCHEDULES)"
+  "$C2F" --device "$DEVICE" --size "$C2F_SIZE" --schedules "$C2F_SCHEDULES" > "$OUT/coarse-to-fine.txt" \
+    || log "coarse-to-fine failed (see above)"
+  grep '^{' "$OUT/coarse-to-fine.txt" > "$OUT/coarse-to-fine.jsonl" || true
+fi
 
-log "7/7 warm starts, as they are and moved along the optical flow: iterations to each frame's cold-$WS_COLD loss ($WS_FRAMES frames at $VIDEO_SIZE px)"
-"$WS" --device "$DEVICE" --input "$OUT/frames/%05d.png" --size "$VIDEO_SIZE" --frames "$WS_FRAMES" \
-  --cold "$WS_COLD" --cap "$WS_COLD" > "$OUT/warm-start.txt" || log "warm starts failed (see above)"
-grep '^{' "$OUT/warm-start.txt" > "$OUT/warm-start.jsonl" || true
+if has 7; then
+  log "7/7 warm starts, as they are and moved along the optical flow: iterations to each frame's cold-$WS_COLD loss ($WS_FRAMES frames at $VIDEO_SIZE px)"
+  "$WS" --device "$DEVICE" --input "$OUT/frames/%05d.png" --size "$VIDEO_SIZE" --frames "$WS_FRAMES" \
+    --cold "$WS_COLD" --cap "$WS_COLD" > "$OUT/warm-start.txt" || log "warm starts failed (see above)"
+  grep '^{' "$OUT/warm-start.txt" > "$OUT/warm-start.jsonl" || true
+fi
 
 "$PYTHON" - "$OUT" "$CHECK" <<'PY'
 import json, os, sys
@@ -143,7 +161,12 @@ def peak(name):
         return json.loads(open(os.path.join(out, name + ".peak")).read().strip() or "null")
     except (OSError, ValueError):
         return None
-evaluation = [json.loads(l) for l in open(os.path.join(out, "evaluation.jsonl"))]
+def lines(name):
+    try:
+        return [json.loads(l) for l in open(os.path.join(out, name))]
+    except (OSError, ValueError):
+        return None
+evaluation = lines("evaluation.jsonl")
 video = load("video.json")
 frames = {f["index"]: f for f in (video or {}).get("frames", [])}
 checks = []
@@ -157,8 +180,8 @@ big = load("big.json")
 print(json.dumps({
     "evaluation": evaluation,
     "profile": load("profile.json"),
-    "coarse_to_fine": [json.loads(l) for l in open(os.path.join(out, "coarse-to-fine.jsonl"))],
-    "warm_start": [json.loads(l) for l in open(os.path.join(out, "warm-start.jsonl"))],
+    "coarse_to_fine": lines("coarse-to-fine.jsonl"),
+    "warm_start": lines("warm-start.jsonl"),
     "video": video and {"settings": {k: video["settings"].get(k) for k in
                                      ("processing_width", "processing_height", "precision",
                                       "channels_last", "device", "first_frame_iterations",
