@@ -23,8 +23,9 @@ use crate::kept::KeptFrames;
 use crate::progress::{Progress, Throttle, LOSS_INTERVAL};
 use crate::settings::StyleSettings;
 
-/// How a flow warm start reads the previous result between its pixels: bilinear needed the
-/// fewest iterations of the three (`benches/warm_start.rs`, docs/PERFORMANCE.md).
+/// How a flow warm start reads the previous result between its pixels: bilinear tied with
+/// bicubic and nearest on slow motion and needed far fewer iterations than nearest on fast
+/// motion (`benches/warm_start.rs`, docs/PERFORMANCE.md).
 pub const WARM_START_SAMPLING: Sampling = Sampling::Bilinear;
 
 /// Frames in flight between two stages.
