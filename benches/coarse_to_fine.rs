@@ -11,6 +11,8 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/gatys.rs"]
+mod gatys;
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -18,10 +20,8 @@ use std::time::Instant;
 use args::option;
 use serde_json::json;
 use stylize_video::engine::preprocess::{from_network, resize, scaled_size, to_network};
-use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
-use stylize_video::engine::vgg::{Precision, Vgg19};
+use stylize_video::engine::stylizer::LossSettings;
 use stylize_video::io::image::load;
-use tch::Device;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -29,10 +29,7 @@ fn main() {
     let iterations: usize = option(&args, "--iterations", "300")
         .parse()
         .expect("a count");
-    let device = match option(&args, "--device", "cpu").as_str() {
-        "cuda" => Device::Cuda(0),
-        _ => Device::Cpu,
-    };
+    let device = gatys::device(&args);
     // Each schedule: levels EDGE:ITERATIONS joined by '+', coarsest first.
     let schedules: Vec<Vec<(u32, usize)>> = option(&args, "--schedules", "128:100,128:200")
         .split(',')
@@ -46,55 +43,16 @@ fn main() {
         })
         .collect();
 
-    // The working directory first: the benchmark may run on another machine than it was built on
-    // (scripts/gpu-bench.sh).
-    let root = if std::path::Path::new("samples/frames").is_dir() {
-        std::path::Path::new(".")
-    } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-    };
-    let frame = load(&root.join("samples/frames/bigbuckbunny-060.jpg")).expect("the frame");
-    let painting =
-        load(&root.join("samples/styles/van-gogh-village-street-auvers.jpg")).expect("painting");
-    let (precision, channels_last) = match device {
-        Device::Cuda(_) => (Precision::Tf32, true),
-        _ => (Precision::Fp32, false),
-    };
-    let vgg = Vgg19::load_with(
-        &Vgg19::default_weights_path(),
-        device,
-        precision,
-        channels_last,
-    )
-    .expect("weights");
+    let frame =
+        load(&gatys::root().join("samples/frames/bigbuckbunny-060.jpg")).expect("the frame");
+    let vgg = gatys::network(device);
     let loss = LossSettings::default();
-    let (pw, ph) = scaled_size(
-        painting.width(),
-        painting.height(),
-        size.min(painting.width().max(painting.height())),
-    );
-    let style = StyleTarget::new(
-        &vgg,
-        &[(to_network(&resize(&painting, pw, ph), device), 1.0)],
-        &loss,
-    )
-    .expect("style target");
+    let style = gatys::van_gogh(&vgg, size, &loss);
     let at = |edge: u32| {
         let (w, h) = scaled_size(frame.width(), frame.height(), edge);
         (resize(&frame, w, h), (w, h))
     };
-    let stylizer = |n: usize| {
-        Stylizer::new(
-            &vgg,
-            &style,
-            loss.clone(),
-            OptimizerSettings {
-                iterations: n,
-                ..OptimizerSettings::default()
-            },
-        )
-        .expect("stylizer")
-    };
+    let stylizer = |n: usize| gatys::stylizer(&vgg, &style, &loss, n);
     let (full, (w, h)) = at(size);
     let content = to_network(&full, device);
 

@@ -14,6 +14,8 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/gatys.rs"]
+mod gatys;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -24,14 +26,13 @@ use serde_json::json;
 use stylize_video::engine::flow::{
     mean_abs_difference, warp, FlowEstimator, HornSchunck, Sampling,
 };
-use stylize_video::engine::preprocess::{resize, scaled_size, to_network};
-use stylize_video::engine::stylizer::{LossSettings, OptimizerSettings, StyleTarget, Stylizer};
-use stylize_video::engine::vgg::{Precision, Vgg19, CAFFE_MEAN_BGR};
+use stylize_video::engine::preprocess::to_network;
+use stylize_video::engine::stylizer::LossSettings;
+use stylize_video::engine::vgg::CAFFE_MEAN_BGR;
 use stylize_video::frames::{FrameSource, Ratio};
-use stylize_video::io::image::load;
 use stylize_video::io::sequence::{is_sequence, SequenceSource};
 use stylize_video::pipeline::WARM_START_SAMPLING;
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 fn open(input: &Path, size: u32) -> Box<dyn FrameSource> {
     if is_sequence(input) {
@@ -49,11 +50,7 @@ fn open(input: &Path, size: u32) -> Box<dyn FrameSource> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let root = if Path::new("samples/frames").is_dir() {
-        Path::new(".")
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-    };
+    let root = gatys::root();
     let input = PathBuf::from(option(
         &args,
         "--input",
@@ -70,14 +67,7 @@ fn main() {
     let cold_iterations = number("--cold", "300");
     let cap = number("--cap", "300");
     let modes = option(&args, "--modes", "previous,flow");
-    let device = match option(&args, "--device", "cpu").as_str() {
-        "cuda" => Device::Cuda(0),
-        _ => Device::Cpu,
-    };
-    let (precision, channels_last) = match device {
-        Device::Cuda(_) => (Precision::Tf32, true),
-        _ => (Precision::Fp32, false),
-    };
+    let device = gatys::device(&args);
 
     let skip = number("--skip", "0");
     let mut source = open(&input, size);
@@ -88,39 +78,10 @@ fn main() {
         .map_while(|_| source.next_frame().expect("a frame"))
         .map(|f| to_network(&f.image, device))
         .collect();
-    let vgg = Vgg19::load_with(
-        &Vgg19::default_weights_path(),
-        device,
-        precision,
-        channels_last,
-    )
-    .expect("weights");
-    let painting =
-        load(&root.join("samples/styles/van-gogh-village-street-auvers.jpg")).expect("painting");
-    let (pw, ph) = scaled_size(
-        painting.width(),
-        painting.height(),
-        size.min(painting.width().max(painting.height())),
-    );
+    let vgg = gatys::network(device);
     let loss = LossSettings::default();
-    let style = StyleTarget::new(
-        &vgg,
-        &[(to_network(&resize(&painting, pw, ph), device), 1.0)],
-        &loss,
-    )
-    .expect("style target");
-    let stylizer = |n: usize| {
-        Stylizer::new(
-            &vgg,
-            &style,
-            loss.clone(),
-            OptimizerSettings {
-                iterations: n,
-                ..OptimizerSettings::default()
-            },
-        )
-        .expect("stylizer")
-    };
+    let style = gatys::van_gogh(&vgg, size, &loss);
+    let stylizer = |n: usize| gatys::stylizer(&vgg, &style, &loss, n);
 
     // The input's flow from each frame to the one before, for warm starts and temporal error.
     let estimator = HornSchunck::default();
@@ -189,12 +150,12 @@ fn main() {
         let started = Instant::now();
         for k in 1..contents.len() {
             let previous = images.last().expect("a result");
-            let flow = || estimator.flow(&contents[k], &contents[k - 1]);
+            let flow = back[k].as_ref().expect("a flow");
             let init = match mode {
-                "flow" => warp(previous, &flow(), WARM_START_SAMPLING),
-                "flow-nearest" => warp(previous, &flow(), Sampling::Nearest),
-                "flow-bilinear" => warp(previous, &flow(), Sampling::Bilinear),
-                "flow-bicubic" => warp(previous, &flow(), Sampling::Bicubic),
+                "flow" => warp(previous, flow, WARM_START_SAMPLING),
+                "flow-nearest" => warp(previous, flow, Sampling::Nearest),
+                "flow-bilinear" => warp(previous, flow, Sampling::Bilinear),
+                "flow-bicubic" => warp(previous, flow, Sampling::Bicubic),
                 "previous" => previous.shallow_clone(),
                 other => panic!("unknown warm start {other}"),
             };
