@@ -3,12 +3,20 @@
 //! content sets the loss to reach; then, for each kind of warm start, the frames are stylised in
 //! order, each from the previous one's result, until they reach their frame's cold loss (the
 //! first frame is the cold run itself; `flow` is the command line's flow warm start,
-//! `flow-nearest`, `flow-bilinear` and `flow-bicubic` read the previous result as they say). Reports, per kind, the iterations each frame needed,
+//! `flow-nearest`, `flow-bilinear` and `flow-bicubic` read the previous result as they say,
+//! `flow-residual` adds what the flow leaves unexplained of the new content). Reports, per kind,
+//! the iterations each frame needed,
 //! the temporal error (mean |difference|, 0..255, between each result and the previous result
 //! moved along the input's flow, as in Ruder et al.) and the time of the flow.
 //!
 //! `cargo bench --bench warm_start -- [--input samples/video/bigbuckbunny.mp4 | frames/%05d.png]
-//!  [--skip 0] [--size 128] [--frames 12] [--cold 300] [--cap 300] [--modes previous,flow,flow-bilinear,flow-bicubic] [--targets L0,L1,...] [--device cpu|cuda]`
+//!  [--skip 0] [--size 128] [--frames 12] [--cold 300] [--cap 300]
+//!  [--modes previous,flow,flow-bilinear,flow-bicubic,flow-residual] [--targets L0,L1,...]
+//!  [--policy target|predicted[:margin]|fixed] [--device cpu|cuda]`
+//!
+//! `--policy` says when a warm frame stops short of `--cap`: `target` on reaching its frame's
+//! cold loss, `predicted` on reaching a loss estimated without cold runs, `fixed` never; the
+//! figures report, per frame, when the cold loss was reached and the final loss over it.
 //!
 //! On CUDA the network runs as the command line's default there (TF32, channels-last).
 
@@ -67,6 +75,7 @@ fn main() {
     let cold_iterations = number("--cold", "300");
     let cap = number("--cap", "300");
     let modes = option(&args, "--modes", "previous,flow");
+    let policy = Policy::parse(&option(&args, "--policy", "target"));
     let device = gatys::device(&args);
 
     let skip = number("--skip", "0");
@@ -131,6 +140,18 @@ fn main() {
         })
         .collect();
     let targets = given.unwrap_or_else(|| cold.iter().map(|o| o.best.total).collect());
+    // The loss of each content frame as it is (one evaluation each): a cheap figure that moves
+    // with the frame's cold loss, for the `predicted` policy.
+    let content_losses: Vec<f64> = contents
+        .iter()
+        .map(|c| {
+            stylizer(0)
+                .run(c, c, |_| ControlFlow::Continue(()))
+                .expect("evaluation")
+                .initial
+                .total
+        })
+        .collect();
     assert_eq!(targets.len(), contents.len(), "one target per frame");
     let cold_images: Vec<Tensor> = cold.iter().map(|o| o.image.shallow_clone()).collect();
     println!(
@@ -138,6 +159,7 @@ fn main() {
         json!({ "start": "cold", "size": contents[0].size(), "frames": contents.len(),
                 "iterations": cold_iterations,
                 "losses": targets,
+                "content_losses": content_losses,
                 "temporal_error": (runs > 1).then(|| temporal(&cold_images)),
                 "input_temporal_error": temporal(&contents),
                 "flow_ms_per_pair": flow_ms })
@@ -147,6 +169,9 @@ fn main() {
         let mut images = vec![cold_images[0].shallow_clone()];
         let mut needed = Vec::new();
         let mut start_ratio = Vec::new();
+        let mut final_ratio = Vec::new();
+        let mut finals = vec![targets[0]];
+        let mut run = Vec::new();
         let started = Instant::now();
         for k in 1..contents.len() {
             let previous = images.last().expect("a result");
@@ -157,14 +182,34 @@ fn main() {
                 "flow-bilinear" => warp(previous, flow, Sampling::Bilinear),
                 "flow-bicubic" => warp(previous, flow, Sampling::Bicubic),
                 "previous" => previous.shallow_clone(),
+                // The previous result moved along the flow, plus what the flow does not explain
+                // of this frame's content (new objects, light): `x' + (c - c')`.
+                "flow-residual" => {
+                    warp(previous, flow, WARM_START_SAMPLING) + &contents[k]
+                        - warp(&contents[k - 1], flow, WARM_START_SAMPLING)
+                }
                 other => panic!("unknown warm start {other}"),
             };
             let target = targets[k];
+            // Where the policy stops: the cold loss itself, a figure predicted from the last
+            // frame's result, or never (the cap).
+            let stop_at = match policy {
+                Policy::Target => target,
+                Policy::Predicted(margin) => {
+                    finals.last().copied().unwrap_or(targets[0]) * content_losses[k]
+                        / content_losses[k - 1]
+                        * (1.0 - margin)
+                }
+                Policy::Fixed => f64::NEG_INFINITY,
+            };
             let mut reached = None;
             let outcome = stylizer(cap)
                 .run(&contents[k], &init, |it| {
-                    if it.loss().expect("a loss") <= target {
+                    let loss = it.loss().expect("a loss");
+                    if loss <= target && reached.is_none() {
                         reached = Some(it.iteration);
+                    }
+                    if loss <= stop_at {
                         return ControlFlow::Break(());
                     }
                     ControlFlow::Continue(())
@@ -172,6 +217,9 @@ fn main() {
                 .expect("warm run");
             needed.push(reached);
             start_ratio.push(outcome.initial.total / target);
+            final_ratio.push(outcome.best.total / target);
+            finals.push(outcome.best.total);
+            run.push(outcome.iterations);
             images.push(outcome.image);
         }
         let reached: Vec<usize> = needed.iter().flatten().copied().collect();
@@ -183,8 +231,36 @@ fn main() {
                     "min": reached.iter().min(), "max": reached.iter().max(),
                     "never_reached": needed.len() - reached.len(),
                     "start_loss_over_cold_loss": start_ratio,
+                    "policy": format!("{policy:?}"),
+                    "iterations_run": run,
+                    "mean_iterations_run": run.iter().sum::<usize>() as f64 / run.len().max(1) as f64,
+                    "final_loss_over_cold_loss": final_ratio,
                     "temporal_error": temporal(&images),
                     "seconds": started.elapsed().as_secs_f64() })
         );
+    }
+}
+
+/// When a warm frame stops (besides `--cap`).
+#[derive(Clone, Copy, Debug)]
+enum Policy {
+    /// On reaching its frame's cold loss (known from the cold runs).
+    Target,
+    /// On reaching the previous frame's final loss scaled by the ratio of the two content
+    /// frames' own losses, less a margin (`predicted:0.01`); what a run without cold runs knows.
+    Predicted(f64),
+    /// Never: every warm frame runs `--cap` iterations.
+    Fixed,
+}
+
+impl Policy {
+    fn parse(text: &str) -> Policy {
+        match text.split_once(':') {
+            _ if text == "target" => Policy::Target,
+            _ if text == "fixed" => Policy::Fixed,
+            _ if text == "predicted" => Policy::Predicted(0.0),
+            Some(("predicted", m)) => Policy::Predicted(m.parse().expect("a margin")),
+            _ => panic!("--policy target|predicted[:margin]|fixed, not {text}"),
+        }
     }
 }

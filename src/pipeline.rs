@@ -16,6 +16,7 @@ use tch::Tensor;
 
 use crate::engine::flow::{warp, FlowEstimator, HornSchunck, Sampling};
 use crate::engine::preprocess::{self, from_network, to_network};
+use crate::engine::shot::{is_cut, unexplained_difference};
 use crate::engine::stylizer::{Outcome, StopReason, Stylizer};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, SourceInfo};
@@ -58,6 +59,18 @@ pub enum WarmStart {
     Previous,
 }
 
+/// How a frame's optimisation started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FrameStart {
+    /// Cold (from the content, noise or `--init` image): the first frame stylised in a run.
+    First,
+    /// From the previous frame's result.
+    Warm,
+    /// Cold, because the frame starts a new shot (see [`crate::engine::shot`]).
+    Cut,
+}
+
 /// One frame's stylisation, as the pipeline reports it.
 pub struct FrameDone<'a> {
     /// The frame, at the processing size, as it goes to the sink.
@@ -70,8 +83,8 @@ pub struct FrameDone<'a> {
     pub outcome: Option<&'a Outcome>,
     /// Seconds the optimisation took.
     pub seconds: f64,
-    /// Whether it started from the previous frame's result.
-    pub warm: bool,
+    /// How its optimisation started, or `None` for a frame taken from an earlier run.
+    pub start: Option<FrameStart>,
 }
 
 /// What the pipeline needs besides its source and sink.
@@ -84,6 +97,9 @@ pub struct PipelineJob<'a> {
     pub first_frame_iterations: usize,
     /// Where the other frames start.
     pub warm_start: WarmStart,
+    /// The difference from the previous frame above which a frame starts a new shot and so
+    /// starts cold (see [`crate::engine::shot`]); 0 never.
+    pub cut_threshold: f64,
     /// Frames to render.
     pub range: FrameRange,
     /// Frames kept so far, if the run keeps them (and how many are there already).
@@ -111,6 +127,8 @@ pub struct PipelineOutcome {
     pub first_frame_iterations: Option<usize>,
     /// Iterations of each warm frame.
     pub warm_iterations: Vec<usize>,
+    /// Frames (source indices) that started a new shot, and so started cold.
+    pub shot_cuts: Vec<usize>,
     /// Whether `stop` ended the run early.
     pub interrupted: bool,
     /// Messages from the source (damage) and the sink (encoding notes).
@@ -371,20 +389,41 @@ fn stylize_all(
             (raw, None, None)
         } else {
             let content = to_network(&content_image, device);
-            let warm = previous.is_some();
             let started = Instant::now();
-            let (init, iterations) = match previous.take() {
-                Some((result, _)) if job.warm_start == WarmStart::Previous => {
-                    (result, job.style.optimizer.iterations)
+            let mut start = FrameStart::First;
+            let mut warm_init = None;
+            if let Some((result, previous_content)) = previous.take() {
+                start = FrameStart::Warm;
+                // Where each pixel of this frame was in the previous one (to move the result
+                // along, and to tell whether this frame continues the shot at all).
+                let flow_started = Instant::now();
+                let back = (job.warm_start == WarmStart::Flow || job.cut_threshold > 0.0)
+                    .then(|| flow.flow(&content, &previous_content));
+                let difference = match &back {
+                    Some(back) if job.cut_threshold > 0.0 => {
+                        unexplained_difference(&content, &previous_content, back)?
+                    }
+                    _ => 0.0,
+                };
+                outcome.flow_seconds += flow_started.elapsed().as_secs_f64();
+                if is_cut(difference, job.cut_threshold) {
+                    start = FrameStart::Cut;
+                    outcome.shot_cuts.push(frame.index);
+                    progress.log(&format!(
+                        "frame {}: a new shot (it differs from the previous frame by {difference:.1} \
+                         where the motion does not explain it, over --cut-threshold {}); it starts \
+                         cold, with {} iterations",
+                        frame.index, job.cut_threshold, job.first_frame_iterations
+                    ));
+                } else {
+                    warm_init = Some(match (job.warm_start, back) {
+                        (WarmStart::Flow, Some(back)) => warp(&result, &back, WARM_START_SAMPLING),
+                        _ => result,
+                    });
                 }
-                Some((result, previous_content)) => {
-                    let started = Instant::now();
-                    // Where each pixel of this frame was in the previous one.
-                    let back = flow.flow(&content, &previous_content);
-                    let init = warp(&result, &back, WARM_START_SAMPLING);
-                    outcome.flow_seconds += started.elapsed().as_secs_f64();
-                    (init, job.style.optimizer.iterations)
-                }
+            }
+            let (init, iterations) = match warm_init {
+                Some(init) => (init, job.style.optimizer.iterations),
                 None => {
                     let (w, h) = content_image.dimensions();
                     let image = match &init_image {
@@ -420,12 +459,14 @@ fn stylize_all(
                 return Err(interrupted(outcome, kept));
             }
             outcome.stylize_seconds += seconds;
-            if warm {
-                outcome.warm_iterations.push(result.iterations);
-            } else {
-                outcome
-                    .first_frame_iterations
-                    .get_or_insert(result.iterations);
+            match start {
+                FrameStart::Warm => outcome.warm_iterations.push(result.iterations),
+                FrameStart::First => {
+                    outcome
+                        .first_frame_iterations
+                        .get_or_insert(result.iterations);
+                }
+                FrameStart::Cut => {}
             }
             if result.recoveries > 0 {
                 let w = format!(
@@ -438,7 +479,7 @@ fn stylize_all(
             loss_so_far = result.best.total;
             let raw = from_network(&result.image)?;
             previous = Some((result.image.shallow_clone(), content));
-            (raw.clone(), Some(raw), Some((result, seconds, warm)))
+            (raw.clone(), Some(raw), Some((result, seconds, start)))
         };
         let shown = if job.style.preserve_colors {
             preprocess::preserve_colors(&raw, &content_image)
@@ -455,7 +496,7 @@ fn stylize_all(
             number: first_number + out.index as u64,
             outcome: done.as_ref().map(|(o, _, _)| o),
             seconds: done.as_ref().map(|(_, s, _)| *s).unwrap_or(0.0),
-            warm: done.as_ref().is_some_and(|(_, _, w)| *w),
+            start: done.as_ref().map(|(_, _, s)| *s),
         });
         let keep = if kept.is_some() { keep } else { None };
         if styled

@@ -48,6 +48,9 @@ pub struct RunTotals {
     pub first_frame_iterations: Option<usize>,
     /// Mean iterations of the warm frames stylised in this run, if any.
     pub mean_warm_iterations: Option<f64>,
+    /// Frames (source indices) stylised in this run that started a new shot, and so started
+    /// cold with the first frame's iterations.
+    pub shot_cuts: Vec<usize>,
     /// Whether the run was interrupted before the end.
     pub interrupted: bool,
 }

@@ -52,6 +52,10 @@ pub struct VideoSettings {
     pub first_frame_iterations: usize,
     /// Where the other frames start; default the previous result moved along the optical flow.
     pub warm_start: WarmStart,
+    /// A frame that differs from the previous one by more than this where the motion does not
+    /// explain it (mean, 0..255) starts a new shot, cold; 0 never. Default
+    /// [`DEFAULT_CUT_THRESHOLD`](crate::engine::shot::DEFAULT_CUT_THRESHOLD).
+    pub cut_threshold: f64,
     /// Frames to render; default all.
     pub range: FrameRange,
     /// Frame rate of a frame-sequence input; default 25.
@@ -213,6 +217,13 @@ impl VideoSettings {
         if !sequence::is_sequence(&self.input) && !self.input.is_file() {
             return Err(Error::video(&self.input, "no such file"));
         }
+        if !(self.cut_threshold.is_finite() && (0.0..=255.0).contains(&self.cut_threshold)) {
+            return Err(Error::setting(
+                "--cut-threshold",
+                self.cut_threshold,
+                "must be between 0 (never) and 255 (a mean difference of 0..255 values)",
+            ));
+        }
         if let Some(end) = self.range.end {
             if end <= self.range.start {
                 return Err(Error::setting(
@@ -303,6 +314,7 @@ impl VideoSettings {
             "style": style,
             "first_frame_iterations": self.first_frame_iterations,
             "warm_start": self.warm_start,
+            "cut_threshold": self.cut_threshold,
             "start": self.range.start,
             "fps": self.fps,
         })
@@ -422,6 +434,7 @@ pub fn stylize_video(
             json!(settings.first_frame_iterations),
         );
         s.insert("warm_start".into(), json!(settings.warm_start));
+        s.insert("cut_threshold".into(), json!(settings.cut_threshold));
         s.insert("frames".into(), json!(settings.range));
         s.insert("encode".into(), json!(settings.encode));
         s.insert("input".into(), json!(settings.input.display().to_string()));
@@ -443,6 +456,7 @@ pub fn stylize_video(
                 frames_per_second: stylized as f64 / outcome.seconds.max(1e-9),
                 first_frame_iterations: outcome.first_frame_iterations,
                 mean_warm_iterations: mean(&outcome.warm_iterations),
+                shot_cuts: outcome.shot_cuts.clone(),
                 interrupted: outcome.interrupted,
             }),
         };
@@ -499,6 +513,7 @@ fn run_kept(
         style,
         first_frame_iterations: settings.first_frame_iterations,
         warm_start: settings.warm_start,
+        cut_threshold: settings.cut_threshold,
         range: settings.range,
         kept: Some((kept, already)),
         stop,

@@ -5,5 +5,6 @@ pub mod host;
 pub mod loss;
 mod optim;
 pub mod preprocess;
+pub mod shot;
 pub mod stylizer;
 pub mod vgg;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+use stylize_video::engine::shot::DEFAULT_CUT_THRESHOLD;
 use stylize_video::engine::stylizer::{
     GramScale, LayerWeight, LossSettings, OptimizerKind, OptimizerSettings, DEFAULT_STYLE_WEIGHT,
 };
@@ -58,6 +59,12 @@ pub struct Args {
     /// result as it is.
     #[arg(long, value_enum, default_value_t = WarmStartArg::Flow)]
     pub warm_start: WarmStartArg,
+
+    /// Video: a frame that differs from the previous one by more than this where the motion
+    /// does not explain it (mean over pixels, 0..255) starts a new shot: it starts cold, with
+    /// --first-frame-iterations, instead of from a painting of another picture. 0: never.
+    #[arg(long, default_value_t = DEFAULT_CUT_THRESHOLD, allow_negative_numbers = true)]
+    pub cut_threshold: f64,
 
     /// Video: render frames START:END only (positions from 0, END excluded; either may be left
     /// out).
@@ -526,6 +533,7 @@ impl Args {
                 WarmStartArg::Flow => WarmStart::Flow,
                 WarmStartArg::Previous => WarmStart::Previous,
             },
+            cut_threshold: self.cut_threshold,
             range: match &self.frames {
                 Some(text) => parse_range(text)?,
                 None => FrameRange::default(),

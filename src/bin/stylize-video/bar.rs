@@ -65,9 +65,11 @@ impl Progress for Bar {
         if self.quiet {
             return;
         }
+        // A bar drawn on a terminal prints above itself; a hidden one (standard error sent to a
+        // file or a pipe, as on a render farm) would drop the line.
         match &self.bar {
-            Some(bar) => bar.println(format!("stylize-video: {message}")),
-            None => eprintln!("stylize-video: {message}"),
+            Some(bar) if !bar.is_hidden() => bar.println(format!("stylize-video: {message}")),
+            _ => eprintln!("stylize-video: {message}"),
         }
     }
 }

@@ -117,6 +117,17 @@ fn video(args: &args::Args) -> stylize_video::Result<()> {
             format!("{:.1} on average", o.warm_iterations.iter().sum::<usize>() as f64 / o.warm_iterations.len() as f64)
         }
     ));
+    if !o.shot_cuts.is_empty() {
+        bar.log(&format!(
+            "{} new shot(s) started cold, at frame(s) {}",
+            o.shot_cuts.len(),
+            o.shot_cuts
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     bar.log(&format!("wrote {}", settings.output.display()));
     if let Some(report) = &settings.report {
         bar.log(&format!("wrote {}", report.display()));
