@@ -12,10 +12,12 @@ use super::flow::{warp, Sampling};
 use super::host;
 use crate::error::Result;
 
-/// The difference above which a frame starts a new shot. Measured on the sample clips (128 and
-/// 640 px): within a shot at most 2.3 (Big Buck Bunny), 3.0 (carphone) and 10.0 (bikes, fast
-/// motion); at bikes' five cuts 25.6 to 52.8; between frames of different clips 28.9 or more.
-pub const DEFAULT_CUT_THRESHOLD: f64 = 16.0;
+/// The difference above which a frame starts a new shot. Measured on the sample clips: within a
+/// shot at most 2.3 (Big Buck Bunny), 3.0 (carphone) and 10.0 (bikes, fast motion) at 128 px,
+/// 2.8 and 9.4 at 640 px; at bikes' five cuts 25.6 to 52.8 at 128 px, 21.3 to 57.6 at 640 px;
+/// between frames of different clips 28.9 or more. 14 is about 1.5x from either side at both
+/// sizes.
+pub const DEFAULT_CUT_THRESHOLD: f64 = 14.0;
 
 /// The mean absolute difference (0..255) between `content` and `previous_content` moved along
 /// `back`, the flow from `content` to `previous_content` (network space, 1 x 3 x H x W). Worked
