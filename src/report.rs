@@ -64,6 +64,10 @@ pub struct FrameReport {
     pub input: String,
     /// Where the result went.
     pub output: String,
+    /// How a video frame's optimisation started: `first` (the run's first frame, cold), `warm`
+    /// (from the previous result) or `cut` (cold, as it starts a new shot). Absent for stills.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<crate::pipeline::FrameStart>,
     /// Iterations done.
     pub iterations: usize,
     /// Loss evaluations done.
@@ -136,6 +140,7 @@ impl FrameReport {
             index,
             input: input.display().to_string(),
             output: output.display().to_string(),
+            start: None,
             iterations: outcome.iterations,
             evaluations: outcome.evaluations,
             seconds,

@@ -537,14 +537,16 @@ fn run_kept(
                     None => output.clone(),
                 };
                 let input = format!("{}#{}", settings.input.display(), done.frame.index);
-                reports.push(FrameReport::new(
+                let mut report = FrameReport::new(
                     done.frame.index,
                     Path::new(&input),
                     &out,
                     o,
                     done.seconds,
                     with_tv,
-                ));
+                );
+                report.start = done.start;
+                reports.push(report);
             }
         },
     );

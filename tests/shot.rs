@@ -110,6 +110,16 @@ fn a_new_shot_starts_cold() {
         );
         let frames = r["frames"].as_array().unwrap();
         assert_eq!(frames.len(), 6);
+        let starts: Vec<&str> = frames
+            .iter()
+            .map(|f| f["start"].as_str().unwrap())
+            .collect();
+        let expected = if threshold == "14" {
+            ["first", "warm", "warm", "cut", "warm", "warm"]
+        } else {
+            ["first", "warm", "warm", "warm", "warm", "warm"]
+        };
+        assert_eq!(starts, expected);
         let start_content: Vec<(u64, f64, u64)> = frames
             .iter()
             .map(|f| {
