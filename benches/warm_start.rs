@@ -12,10 +12,10 @@
 //! `cargo bench --bench warm_start -- [--input samples/video/bigbuckbunny.mp4 | frames/%05d.png]
 //!  [--skip 0] [--size 128] [--frames 12] [--cold 300] [--cap 300]
 //!  [--modes previous,flow,flow-bilinear,flow-bicubic,flow-residual] [--targets L0,L1,...]
-//!  [--policy target|predicted[:margin]|fixed] [--device cpu|cuda]`
+//!  [--policy target|fixed] [--device cpu|cuda]`
 //!
 //! `--policy` says when a warm frame stops short of `--cap`: `target` on reaching its frame's
-//! cold loss, `predicted` on reaching a loss estimated without cold runs, `fixed` never; the
+//! cold loss, `fixed` never; the
 //! figures report, per frame, when the cold loss was reached and the final loss over it.
 //!
 //! On CUDA the network runs as the command line's default there (TF32, channels-last).
@@ -140,8 +140,8 @@ fn main() {
         })
         .collect();
     let targets = given.unwrap_or_else(|| cold.iter().map(|o| o.best.total).collect());
-    // The loss of each content frame as it is (one evaluation each): a cheap figure that moves
-    // with the frame's cold loss, for the `predicted` policy.
+    // The loss of each content frame as it is (one evaluation each), beside its cold loss: how
+    // well the one would predict the other (docs/PERFORMANCE.md).
     let content_losses: Vec<f64> = contents
         .iter()
         .map(|c| {
@@ -170,7 +170,6 @@ fn main() {
         let mut needed = Vec::new();
         let mut start_ratio = Vec::new();
         let mut final_ratio = Vec::new();
-        let mut finals = vec![targets[0]];
         let mut run = Vec::new();
         let started = Instant::now();
         for k in 1..contents.len() {
@@ -191,15 +190,9 @@ fn main() {
                 other => panic!("unknown warm start {other}"),
             };
             let target = targets[k];
-            // Where the policy stops: the cold loss itself, a figure predicted from the last
-            // frame's result, or never (the cap).
+            // Where the policy stops: at the cold loss, or never (the cap).
             let stop_at = match policy {
                 Policy::Target => target,
-                Policy::Predicted(margin) => {
-                    finals.last().copied().unwrap_or(targets[0]) * content_losses[k]
-                        / content_losses[k - 1]
-                        * (1.0 - margin)
-                }
                 Policy::Fixed => f64::NEG_INFINITY,
             };
             let mut reached = None;
@@ -218,7 +211,6 @@ fn main() {
             needed.push(reached);
             start_ratio.push(outcome.initial.total / target);
             final_ratio.push(outcome.best.total / target);
-            finals.push(outcome.best.total);
             run.push(outcome.iterations);
             images.push(outcome.image);
         }
@@ -246,21 +238,16 @@ fn main() {
 enum Policy {
     /// On reaching its frame's cold loss (known from the cold runs).
     Target,
-    /// On reaching the previous frame's final loss scaled by the ratio of the two content
-    /// frames' own losses, less a margin (`predicted:0.01`); what a run without cold runs knows.
-    Predicted(f64),
     /// Never: every warm frame runs `--cap` iterations.
     Fixed,
 }
 
 impl Policy {
     fn parse(text: &str) -> Policy {
-        match text.split_once(':') {
-            _ if text == "target" => Policy::Target,
-            _ if text == "fixed" => Policy::Fixed,
-            _ if text == "predicted" => Policy::Predicted(0.0),
-            Some(("predicted", m)) => Policy::Predicted(m.parse().expect("a margin")),
-            _ => panic!("--policy target|predicted[:margin]|fixed, not {text}"),
+        match text {
+            "target" => Policy::Target,
+            "fixed" => Policy::Fixed,
+            _ => panic!("--policy target|fixed, not {text}"),
         }
     }
 }

@@ -399,14 +399,13 @@ fn stylize_all(
                 let flow_started = Instant::now();
                 let back = (job.warm_start == WarmStart::Flow || job.cut_threshold > 0.0)
                     .then(|| flow.flow(&content, &previous_content));
-                let difference = match &back {
-                    Some(back) if job.cut_threshold > 0.0 => {
-                        unexplained_difference(&content, &previous_content, back)?
-                    }
-                    _ => 0.0,
-                };
+                let cut = back
+                    .as_ref()
+                    .filter(|_| job.cut_threshold > 0.0)
+                    .map(|back| unexplained_difference(&content, &previous_content, back))
+                    .filter(|&difference| is_cut(difference, job.cut_threshold));
                 outcome.flow_seconds += flow_started.elapsed().as_secs_f64();
-                if is_cut(difference, job.cut_threshold) {
+                if let Some(difference) = cut {
                     start = FrameStart::Cut;
                     outcome.shot_cuts.push(frame.index);
                     progress.log(&format!(

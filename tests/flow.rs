@@ -60,22 +60,12 @@ fn a_known_shift_of_a_real_frame_is_recovered() {
 #[cfg(feature = "video")]
 #[test]
 fn real_frames_line_up_once_moved_along_the_flow() {
-    use stylize_video::engine::preprocess::to_network;
-    use stylize_video::frames::FrameSource;
-    use stylize_video::io::video::decode::VideoSource;
-
     for (clip, skip) in [
         ("bigbuckbunny.mp4", 0),
         ("bikes.mp4", 100),
         ("carphone_pristine.mp4", 30),
     ] {
-        let path = root().join("samples/video").join(clip);
-        let mut source = VideoSource::open(&path, 128).unwrap();
-        let frames: Vec<Tensor> = (0..skip + 6)
-            .map(|_| source.next_frame().unwrap().unwrap())
-            .skip(skip)
-            .map(|f| to_network(&f.image, tch::Device::Cpu))
-            .collect();
+        let frames = clip_frames(clip, 128, Some(skip + 6)).split_off(skip);
         let (mut still, mut moved) = (0.0, 0.0);
         for pair in frames.windows(2) {
             let back = HornSchunck::default().flow(&pair[1], &pair[0]);

@@ -8,24 +8,18 @@ mod common;
 use assert_cmd::Command;
 use common::*;
 use stylize_video::engine::flow::{FlowEstimator, HornSchunck};
-use stylize_video::engine::preprocess::to_network;
 use stylize_video::engine::shot::{is_cut, unexplained_difference, DEFAULT_CUT_THRESHOLD};
-use stylize_video::frames::FrameSource;
-use stylize_video::io::video::decode::VideoSource;
 use tch::Tensor;
 
 /// Every frame of a sample clip at 128 px, network space.
 fn clip(name: &str) -> Vec<Tensor> {
-    let mut source = VideoSource::open(&root().join("samples/video").join(name), 128).unwrap();
-    std::iter::from_fn(|| source.next_frame().unwrap())
-        .map(|f| to_network(&f.image, tch::Device::Cpu))
-        .collect()
+    clip_frames(name, 128, None)
 }
 
 /// The difference between frame `k` and frame `k - 1` moved onto it.
 fn difference(frames: &[Tensor], k: usize) -> f64 {
     let back = HornSchunck::default().flow(&frames[k], &frames[k - 1]);
-    unexplained_difference(&frames[k], &frames[k - 1], &back).unwrap()
+    unexplained_difference(&frames[k], &frames[k - 1], &back)
 }
 
 const BIKES_CUTS: [usize; 5] = [30, 76, 137, 187, 242];

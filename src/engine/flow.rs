@@ -6,7 +6,7 @@
 //! filter of the flow after each warp, written in tensor operations so that it runs on the
 //! device beside the optimisation and needs no library beyond libtorch.
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// Finds where each pixel of one frame is in another.
 pub trait FlowEstimator {
@@ -202,15 +202,13 @@ fn median3(flow: &Tensor) -> Tensor {
         .0
 }
 
-/// Mean of |a - b| over every value, in the images' units.
+/// Mean of |a - b| over every value, in the images' units: worked out on the images' device,
+/// only the figure is read back.
 pub fn mean_abs_difference(a: &Tensor, b: &Tensor) -> f64 {
-    tch::no_grad(|| {
-        f64::try_from(
-            (a.to_device(Device::Cpu).to_kind(Kind::Double)
-                - b.to_device(Device::Cpu).to_kind(Kind::Double))
+    let mean = tch::no_grad(|| {
+        (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
             .abs()
-            .mean(Kind::Double),
-        )
-        .expect("a scalar")
-    })
+            .mean(Kind::Double)
+    });
+    super::host::read_one(&mean).expect("a scalar")
 }

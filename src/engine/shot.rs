@@ -6,11 +6,9 @@
 //! The test is how much of the frame the motion does not explain: the mean absolute difference
 //! (0..255) between the frame and the previous frame moved along the optical flow onto it.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use super::flow::{warp, Sampling};
-use super::host;
-use crate::error::Result;
+use super::flow::{mean_abs_difference, warp, Sampling};
 
 /// The difference above which a frame starts a new shot. Measured on the sample clips: within a
 /// shot at most 2.3 (Big Buck Bunny), 3.0 (carphone) and 10.0 (bikes, fast motion) at 128 px,
@@ -20,20 +18,10 @@ use crate::error::Result;
 pub const DEFAULT_CUT_THRESHOLD: f64 = 14.0;
 
 /// The mean absolute difference (0..255) between `content` and `previous_content` moved along
-/// `back`, the flow from `content` to `previous_content` (network space, 1 x 3 x H x W). Worked
-/// out on their device; only the figure is read back.
-pub fn unexplained_difference(
-    content: &Tensor,
-    previous_content: &Tensor,
-    back: &Tensor,
-) -> Result<f64> {
-    let difference = tch::no_grad(|| {
-        let moved = warp(previous_content, back, Sampling::Bilinear);
-        (content.to_kind(Kind::Float) - moved.to_kind(Kind::Float))
-            .abs()
-            .mean(Kind::Double)
-    });
-    host::read_one(&difference)
+/// `back`, the flow from `content` to `previous_content` (network space, 1 x 3 x H x W).
+pub fn unexplained_difference(content: &Tensor, previous_content: &Tensor, back: &Tensor) -> f64 {
+    let moved = tch::no_grad(|| warp(previous_content, back, Sampling::Bilinear));
+    mean_abs_difference(content, &moved)
 }
 
 /// Whether a frame whose [`unexplained_difference`] is `difference` starts a new shot under

@@ -41,6 +41,19 @@ pub fn picture(path: &Path, edge: u32) -> Rgb32FImage {
     resize(&image, w, h)
 }
 
+/// The first `count` frames (all, if `None`) of the sample clip `name` at a long edge of `edge`
+/// pixels, in network space on the CPU.
+#[cfg(feature = "video")]
+pub fn clip_frames(name: &str, edge: u32, count: Option<usize>) -> Vec<Tensor> {
+    use stylize_video::frames::FrameSource;
+    let path = root().join("samples/video").join(name);
+    let mut source = stylize_video::io::video::decode::VideoSource::open(&path, edge).unwrap();
+    std::iter::from_fn(|| source.next_frame().unwrap())
+        .take(count.unwrap_or(usize::MAX))
+        .map(|f| to_network(&f.image, Device::Cpu))
+        .collect()
+}
+
 /// `path` scaled to a long edge of `edge` pixels, in network space on the CPU.
 pub fn tensor(path: &Path, edge: u32) -> Tensor {
     to_network(&picture(path, edge), Device::Cpu)
