@@ -12,11 +12,12 @@
 //! `cargo bench --bench warm_start -- [--input samples/video/bigbuckbunny.mp4 | frames/%05d.png]
 //!  [--skip 0] [--size 128] [--frames 12] [--cold 300] [--cap 300]
 //!  [--modes previous,flow,flow-bilinear,flow-bicubic,flow-residual] [--targets L0,L1,...]
-//!  [--policy target|fixed] [--device cpu|cuda]`
+//!  [--policy target|fixed] [--histories] [--device cpu|cuda]`
 //!
 //! `--policy` says when a warm frame stops short of `--cap`: `target` on reaching its frame's
 //! cold loss, `fixed` never; the
-//! figures report, per frame, when the cold loss was reached and the final loss over it.
+//! figures report, per frame, when the cold loss was reached and the final loss over it, and with
+//! `--histories` the loss over it after every iteration (to try stopping rules on).
 //!
 //! On CUDA the network runs as the command line's default there (TF32, channels-last).
 
@@ -171,6 +172,8 @@ fn main() {
         let mut start_ratio = Vec::new();
         let mut final_ratio = Vec::new();
         let mut run = Vec::new();
+        let mut masked_share = Vec::new();
+        let mut histories = Vec::new();
         let started = Instant::now();
         for k in 1..contents.len() {
             let previous = images.last().expect("a result");
@@ -186,6 +189,23 @@ fn main() {
                 "flow-residual" => {
                     warp(previous, flow, WARM_START_SAMPLING) + &contents[k]
                         - warp(&contents[k - 1], flow, WARM_START_SAMPLING)
+                }
+                // The moved previous result where the moved previous content matches this frame's
+                // content, this frame's content where it does not (disocclusions, new objects,
+                // the flow's failures): what the motion does not explain starts cold.
+                m if m.starts_with("flow-masked") => {
+                    let tolerance: f64 = m
+                        .strip_prefix("flow-masked")
+                        .and_then(|t| t.strip_prefix(':'))
+                        .map_or(12.0, |t| t.parse().expect("flow-masked:TOLERANCE"));
+                    let moved = warp(previous, flow, WARM_START_SAMPLING);
+                    let unexplained = (&contents[k]
+                        - warp(&contents[k - 1], flow, WARM_START_SAMPLING))
+                    .abs()
+                    .amax([1], true);
+                    let mask = unexplained.gt(tolerance).to_kind(moved.kind());
+                    masked_share.push(mask.mean(tch::Kind::Double).double_value(&[]));
+                    &contents[k] * &mask + moved * (1.0 - &mask)
                 }
                 other => panic!("unknown warm start {other}"),
             };
@@ -212,6 +232,13 @@ fn main() {
             start_ratio.push(outcome.initial.total / target);
             final_ratio.push(outcome.best.total / target);
             run.push(outcome.iterations);
+            histories.push(
+                outcome
+                    .history
+                    .iter()
+                    .map(|l| l / target)
+                    .collect::<Vec<f64>>(),
+            );
             images.push(outcome.image);
         }
         let reached: Vec<usize> = needed.iter().flatten().copied().collect();
@@ -228,6 +255,9 @@ fn main() {
                     "mean_iterations_run": run.iter().sum::<usize>() as f64 / run.len().max(1) as f64,
                     "final_loss_over_cold_loss": final_ratio,
                     "temporal_error": temporal(&images),
+                    "masked_share": masked_share,
+                    "loss_over_cold_loss_by_iteration":
+                        args.iter().any(|a| a == "--histories").then_some(histories),
                     "seconds": started.elapsed().as_secs_f64() })
         );
     }

@@ -73,6 +73,10 @@ pub enum Error {
     /// The optimisation produced no finite image (never written out).
     #[error("the optimisation produced no finite image: {0}")]
     NonFinite(String),
+    /// A stage of the frame pipeline (decoding, stylising, encoding) stopped without its own
+    /// error.
+    #[error("frame pipeline: {0}")]
+    Pipeline(String),
     /// An error from libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -65,8 +65,22 @@ pub struct SourceInfo {
     /// Number of the first frame, for naming output files: a sequence's first file number, 0
     /// for a video.
     pub first_number: u64,
+    /// A sequence's file numbers, frame by frame, so that the output keeps them across gaps
+    /// (input 1001, 1002, 1004 gives output 1001, 1002, 1004); empty for a video, whose frames
+    /// are numbered from `first_number` on.
+    pub numbers: Vec<u64>,
     /// A line for logs ("h264 1280x720 25 fps, aac audio").
     pub description: String,
+}
+
+impl SourceInfo {
+    /// The number of frame `index` (its position in the source, from 0), for file names.
+    pub fn number(&self, index: usize) -> u64 {
+        self.numbers
+            .get(index)
+            .copied()
+            .unwrap_or(self.first_number + index as u64)
+    }
 }
 
 /// Where frames come from. Frames arrive in presentation order, already scaled to the size the

@@ -182,11 +182,7 @@ where
     let info = match decoded_rx.recv() {
         Ok(Decoded::Info(info)) => info,
         Ok(Decoded::Failed(e)) => return Err(e),
-        _ => {
-            return Err(Error::NonFinite(
-                "the decoder stopped without a word".into(),
-            ))
-        }
+        _ => return Err(Error::Pipeline("the decoder stopped without a word".into())),
     };
     let (styled_tx, styled_rx) = sync_channel::<Styled>(CHANNEL_DEPTH);
     let kept = job.kept.map(|(k, _)| k.clone());
@@ -323,7 +319,7 @@ where
     }
     match sink {
         Some(s) => s.finish()?,
-        None => return Err(Error::NonFinite("no frame reached the output".into())),
+        None => return Err(Error::Pipeline("no frame reached the output".into())),
     }
     Ok(notes)
 }
@@ -342,7 +338,7 @@ fn stylize_all(
         Some((k, n)) => (Some(k), n),
         None => (None, 0),
     };
-    let first_number = outcome.info.as_ref().map_or(0, |i| i.first_number);
+    let numbering = outcome.info.clone();
     // The previous frame's result and its content, where the next frame starts.
     let mut previous: Option<(Tensor, Tensor)> = None;
     let flow = HornSchunck::default();
@@ -362,7 +358,7 @@ fn stylize_all(
             Ok(Decoded::End) => break,
             // The decoding thread died without a word: never finish a short output as if
             // the source had ended.
-            Err(_) => return Err(Error::NonFinite(
+            Err(_) => return Err(Error::Pipeline(
                 "the decoding thread stopped unexpectedly (it crashed); finished frames are kept"
                     .into(),
             )),
@@ -492,7 +488,9 @@ fn stylize_all(
         on_frame(&FrameDone {
             frame: &out,
             position,
-            number: first_number + out.index as u64,
+            number: numbering
+                .as_ref()
+                .map_or(out.index as u64, |i| i.number(out.index)),
             outcome: done.as_ref().map(|(o, _, _)| o),
             seconds: done.as_ref().map(|(_, s, _)| *s).unwrap_or(0.0),
             start: done.as_ref().map(|(_, _, s)| *s),

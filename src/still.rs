@@ -3,6 +3,7 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use image::Rgb32FImage;
@@ -11,6 +12,7 @@ use crate::engine::preprocess::{self, from_network, resize, scaled_size, to_netw
 use crate::engine::stylizer::{Outcome, StyleTarget, Stylizer};
 use crate::error::{Error, Result};
 use crate::io::gif::GifRecorder;
+use crate::io::image::BitDepth;
 use crate::io::{atomic, image as picture};
 use crate::progress::{Progress, Throttle, LOSS_INTERVAL};
 use crate::report::{FrameReport, Report};
@@ -40,6 +42,8 @@ pub struct StillSettings {
     pub report: Option<PathBuf>,
     /// Replace existing outputs.
     pub overwrite: bool,
+    /// Bits per channel of a PNG or TIFF result (EXR is always float; JPEG and the others 8).
+    pub bit_depth: BitDepth,
     /// How the result looks.
     pub style: StyleSettings,
 }
@@ -110,10 +114,13 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Stylises one image as `settings` say, reporting progress to `progress`.
+/// Stylises one image as `settings` say, reporting progress to `progress`. Setting `stop`
+/// (from another thread, e.g. on Ctrl-C) abandons the run at the next iteration with
+/// [`Error::Interrupted`], writing nothing.
 pub fn stylize_image(
     settings: &StillSettings,
     progress: &mut dyn Progress,
+    stop: &AtomicBool,
 ) -> Result<StillSummary> {
     settings.validate()?;
     let look = &settings.style;
@@ -156,7 +163,12 @@ pub fn stylize_image(
     let started = Instant::now();
     let mut shown = Throttle::new(LOSS_INTERVAL);
     let mut failure = None;
+    let mut stopped_at = None;
     let outcome = stylizer.run(&x_content, &x0, |it| {
+        if stop.load(Ordering::SeqCst) {
+            stopped_at = Some(it.iteration);
+            return ControlFlow::Break(());
+        }
         progress.advance(
             it.iteration as u64,
             shown.due().then(|| it.loss().ok()).flatten(),
@@ -177,6 +189,12 @@ pub fn stylize_image(
     if let Some(e) = failure {
         return Err(e);
     }
+    if let Some(iteration) = stopped_at {
+        return Err(Error::Interrupted(format!(
+            "stopped at iteration {iteration} of {}; nothing was written",
+            look.optimizer.iterations
+        )));
+    }
     if outcome.recoveries > 0 {
         progress.log(&format!(
             "met non-finite values {} time(s); stepped back to the last finite image each time",
@@ -185,7 +203,7 @@ pub fn stylize_image(
     }
 
     let result = finish(from_network(&outcome.image)?);
-    picture::save(&result, &settings.output)?;
+    picture::save_with_depth(&result, &settings.output, settings.bit_depth)?;
     let gif_frames = match (gif, &settings.gif) {
         (Some(recorder), Some(g)) => Some(recorder.finish(&result, outcome.iterations, &g.path)?),
         _ => None,

@@ -165,17 +165,30 @@ fn stylized_dir(dir: &Path) -> PathBuf {
     dir.with_file_name(format!("{name}.stylized"))
 }
 
-/// Where the finished frames of `output` are kept while it is made.
-pub fn kept_dir(output: &Path) -> PathBuf {
+/// Where the finished frames of `output` are kept while it is made: `OUTPUT.frames` beside a
+/// video; `.NAME.frames` (NAME: the pattern's file name) in a sequence's folder, so that
+/// several sequences written into one folder keep theirs apart, with the part of the source
+/// (`range`) added when it is not the whole, so that shards of one shot rendered at once
+/// into one folder do not meet.
+pub fn kept_dir(output: &Path, range: FrameRange) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part = match range {
+        FrameRange {
+            start: 0,
+            end: None,
+        } => String::new(),
+        FrameRange { start, end: None } => format!("-{start}-end"),
+        FrameRange {
+            start,
+            end: Some(end),
+        } => format!("-{start}-{end}"),
+    };
     match Pattern::parse(output) {
-        Some(p) => p.dir().join(".stylize-video-frames"),
-        None => {
-            let name = output
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            output.with_file_name(format!("{name}.frames"))
-        }
+        Some(p) => p.dir().join(format!(".{name}.frames{part}")),
+        None => output.with_file_name(format!("{name}.frames")),
     }
 }
 
@@ -350,7 +363,7 @@ fn open_sink(
 ) -> Result<(Box<dyn FrameSink>, Vec<String>)> {
     let size = output_size(settings, info);
     if let Some(pattern) = Pattern::parse(&settings.output) {
-        let sink = SequenceSink::create(pattern, info.first_number, size, settings.bit_depth)?;
+        let sink = SequenceSink::create(pattern, info, size, settings.bit_depth)?;
         return Ok((Box::new(sink), Vec::new()));
     }
     #[cfg(feature = "video")]
@@ -411,7 +424,7 @@ pub fn stylize_video(
 ) -> Result<VideoSummary> {
     settings.validate()?;
     let style = &settings.style;
-    let kept_path = kept_dir(&settings.output);
+    let kept_path = kept_dir(&settings.output, settings.range);
     let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
     let outcome = match run_kept(settings, &kept, already, progress, stop) {
         Ok(o) => o,

@@ -651,3 +651,94 @@ fn the_start_can_be_any_image_or_a_mix_with_noise() {
     }
     assert!(worst < 4.0, "{worst}");
 }
+
+#[test]
+fn ctrl_c_stops_a_still_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kept.png");
+    std::fs::write(&out, b"precious").unwrap();
+    let gif = dir.path().join("steps.gif");
+    let json = dir.path().join("run.json");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stylize-video"))
+        .arg(frame())
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "64", "--iterations", "100000", "--overwrite"])
+        .arg("-o")
+        .arg(&out)
+        .arg("--gif")
+        .arg(&gif)
+        .arg("--report")
+        .arg(&json)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough for the handler to be set (the first thing the binary does), and for the
+    // optimisation to have started on a fast machine; on a slow one the stop is seen at its
+    // first iteration.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    // It stops within an iteration or two, not at the end of the run.
+    let asked = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if asked.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("still running 60 s after Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(
+        log.contains("stopped at iteration") && log.contains("of 100000; nothing was written"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"precious",
+        "the old output is untouched"
+    );
+    assert!(!gif.exists() && !json.exists(), "{log}");
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn a_still_can_be_written_with_16_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep.png");
+    let shallow = dir.path().join("shallow.png");
+    for (out, depth) in [(&deep, "16"), (&shallow, "8")] {
+        stylize()
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "48", "--iterations", "5", "--seed", "1"])
+            .args(["--bit-depth", depth])
+            .arg("-o")
+            .arg(out)
+            .assert()
+            .success();
+    }
+    let d = image::open(&deep).unwrap();
+    let s = image::open(&shallow).unwrap();
+    assert_eq!(d.color(), image::ColorType::Rgb16);
+    assert_eq!(s.color(), image::ColorType::Rgb8);
+    // The same picture: the 8-bit file is the 16-bit one rounded.
+    let (d, s) = (d.to_rgb16(), s.to_rgb8());
+    let worst = d
+        .as_raw()
+        .iter()
+        .zip(s.as_raw())
+        .map(|(a, b)| (f64::from(*a) / 257.0 - f64::from(*b)).abs())
+        .fold(0.0, f64::max);
+    assert!(worst <= 0.51, "{worst}");
+    // Finer steps than 8 bits hold: some values fall between two 8-bit levels.
+    assert!(d.as_raw().iter().any(|v| v % 257 != 0));
+}

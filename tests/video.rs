@@ -799,3 +799,140 @@ fn warm_frames_reach_a_cold_frames_loss_in_fewer_iterations() {
         "warm start took {reached} iterations"
     );
 }
+
+#[test]
+fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Plates 1001, 1002 and 1004: 1003 is missing.
+    let plates = d.join("plates");
+    std::fs::create_dir(&plates).unwrap();
+    let source = image::open(frame()).unwrap().to_rgb8();
+    for (k, number) in [1001, 1002, 1004].into_iter().enumerate() {
+        let window = image::imageops::crop_imm(&source, 40 * k as u32, 0, 960, 540).to_image();
+        image::imageops::resize(&window, 96, 54, image::imageops::FilterType::Triangle)
+            .save(plates.join(format!("{number}.png")))
+            .unwrap();
+    }
+    let out = d.join("out");
+    let run = |name: &str, iterations: &str| {
+        let mut c = quick(&plates.join("%04d.png"), &out.join(name));
+        c.args(["--keep-frames", "--iterations", iterations]);
+        c
+    };
+
+    // Each output frame carries its plate's number, across the gap; the log says so.
+    let log = stderr_of(
+        &run("a_%04d.png", "2")
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert!(
+        log.contains("gaps (1 missing from 4, the first 1003)")
+            && log.contains("keeps its input frame's number"),
+        "{log}"
+    );
+    for number in [1001, 1002, 1004] {
+        assert!(out.join(format!("a_{number}.png")).is_file(), "{number}");
+    }
+    assert!(!out.join("a_1003.png").exists());
+    // Frame 1004's content is the third plate's, not a renumbered copy of another.
+    let first = image::open(out.join("a_1001.png")).unwrap().to_rgb8();
+    let last = image::open(out.join("a_1004.png")).unwrap().to_rgb8();
+    assert_eq!(first.dimensions(), (96, 54));
+    assert_ne!(first, last);
+
+    // A second sequence with other settings into the same folder keeps its frames apart...
+    run("b_%04d.png", "3").assert().success();
+    for number in [1001, 1002, 1004] {
+        assert!(out.join(format!("b_{number}.png")).is_file(), "{number}");
+    }
+    let kept = |name: &str| {
+        std::fs::read_dir(out.join(name))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "png")
+            })
+            .count()
+    };
+    assert_eq!(kept(".a_%04d.png.frames"), 3);
+    assert_eq!(kept(".b_%04d.png.frames"), 3);
+    // ...and the first one's frames still resume its own run.
+    let log = stderr_of(
+        &run("a_%04d.png", "2")
+            .arg("--overwrite")
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
+
+    // Shards of one sequence into one folder keep theirs apart too; a video keeps its own name.
+    use stylize_video::pipeline::FrameRange;
+    use stylize_video::video::kept_dir;
+    let pattern = Path::new("out/a_%04d.png");
+    let shard = |start, end| kept_dir(pattern, FrameRange { start, end });
+    assert_eq!(shard(0, None), Path::new("out/.a_%04d.png.frames"));
+    assert_eq!(shard(0, Some(50)), Path::new("out/.a_%04d.png.frames-0-50"));
+    assert_eq!(shard(50, None), Path::new("out/.a_%04d.png.frames-50-end"));
+    assert_eq!(
+        kept_dir(
+            Path::new("v/clip.mp4"),
+            FrameRange {
+                start: 5,
+                end: Some(9)
+            }
+        ),
+        Path::new("v/clip.mp4.frames")
+    );
+}
+
+#[test]
+fn flags_a_run_would_ignore_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("steps.gif");
+    let log = stderr_of(
+        &quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
+            .arg("--gif")
+            .arg(&gif)
+            .assert()
+            .failure()
+            .code(1)
+            .get_output()
+            .clone(),
+    );
+    assert!(
+        log.contains("--gif = ") && log.contains("applies to still images only"),
+        "{log}"
+    );
+    let still = dir.path().join("s.png");
+    for extra in [
+        &["--frames", "0:3"][..],
+        &["--keep-frames"],
+        &["--crf", "20"],
+    ] {
+        let mut c = Command::cargo_bin("stylize-video").unwrap();
+        c.arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "32", "--iterations", "1"])
+            .args(extra)
+            .arg("-o")
+            .arg(&still);
+        let log = stderr_of(&c.assert().failure().code(1).get_output().clone());
+        assert!(
+            log.contains(&format!("{} = ", extra[0]))
+                && log.contains("applies to videos and frame sequences only"),
+            "{log}"
+        );
+    }
+    assert!(!gif.exists() && !still.exists());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}

@@ -172,11 +172,16 @@ impl SequenceSource {
             .filter(|w| w[1].0 > w[0].0 + 1)
             .map(|w| w[0].0 + 1)
             .collect();
+        let missing: u64 = files
+            .windows(2)
+            .map(|w| w[1].0.saturating_sub(w[0].0 + 1))
+            .sum();
         if Pattern::parse(path).is_some() && !gaps.is_empty() {
             warnings.push(format!(
-                "the sequence has gaps: frame {} and {} more missing; the frames are taken in order",
-                gaps[0],
-                gaps.len() - 1
+                "the sequence has gaps ({} missing from {}, the first {}): each output frame keeps its input frame's number",
+                missing,
+                files.len() + missing as usize,
+                gaps[0]
             ));
         }
         let info = SourceInfo {
@@ -189,6 +194,7 @@ impl SequenceSource {
             rotation: 0,
             has_audio: false,
             first_number: files[0].0,
+            numbers: files.iter().map(|(n, _)| *n).collect(),
             description: format!(
                 "{} frames of {width}x{height} ({} .. {}) at {} fps",
                 files.len(),
@@ -247,21 +253,22 @@ impl FrameSource for SequenceSource {
 /// Writes frames as numbered files, each renamed into place when complete.
 pub struct SequenceSink {
     pattern: Pattern,
-    first_number: u64,
+    numbering: SourceInfo,
     size: (u32, u32),
     depth: BitDepth,
 }
 
 impl SequenceSink {
-    /// A sink writing frame `i` to `pattern`'s file number `first_number + i`, scaled to
-    /// `size`, at `depth` bits for PNG and TIFF. The directory is created if its parent exists.
+    /// A sink writing frame `i` to `pattern`'s file numbered as the source numbers it
+    /// ([`SourceInfo::number`]), scaled to `size`, at `depth` bits for PNG and TIFF. The
+    /// directory is created if its parent exists.
     pub fn create(
         pattern: Pattern,
-        first_number: u64,
+        source: &SourceInfo,
         size: (u32, u32),
         depth: BitDepth,
     ) -> Result<Self> {
-        picture::output_format(&pattern.path(first_number))?;
+        picture::output_format(&pattern.path(source.number(0)))?;
         if !pattern.dir.is_dir() {
             std::fs::create_dir(&pattern.dir).map_err(|e| {
                 Error::output(&pattern.dir, format!("cannot create the folder: {e}"))
@@ -269,7 +276,7 @@ impl SequenceSink {
         }
         Ok(SequenceSink {
             pattern,
-            first_number,
+            numbering: source.clone(),
             size,
             depth,
         })
@@ -277,7 +284,7 @@ impl SequenceSink {
 
     /// The file frame `index` goes to.
     pub fn path_of(&self, index: usize) -> PathBuf {
-        self.pattern.path(self.first_number + index as u64)
+        self.pattern.path(self.numbering.number(index))
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Parser, ValueEnum};
 use stylize_video::engine::shot::DEFAULT_CUT_THRESHOLD;
 use stylize_video::engine::stylizer::{
     GramScale, LayerWeight, LossSettings, OptimizerKind, OptimizerSettings, DEFAULT_STYLE_WEIGHT,
@@ -16,6 +17,30 @@ use stylize_video::pipeline::{FrameRange, WarmStart};
 use stylize_video::settings::{Init, StyleImage, StyleSettings};
 use stylize_video::still::{GifSettings, StillSettings};
 use stylize_video::video::{EncodeSettings, VideoSettings};
+
+/// Flags only a still image's run reads: (clap's id, as typed).
+const STILL_ONLY: &[(&str, &str)] = &[
+    ("gif", "--gif"),
+    ("gif_every", "--gif-every"),
+    ("gif_size", "--gif-size"),
+];
+
+/// Flags only a video's or frame sequence's run reads.
+const VIDEO_ONLY: &[(&str, &str)] = &[
+    ("first_frame_iterations", "--first-frame-iterations"),
+    ("warm_start", "--warm-start"),
+    ("cut_threshold", "--cut-threshold"),
+    ("frames", "--frames"),
+    ("fps", "--fps"),
+    ("output_size", "--output-size"),
+    ("codec", "--codec"),
+    ("crf", "--crf"),
+    ("bitrate", "--bitrate"),
+    ("pix_fmt", "--pix-fmt"),
+    ("no_audio", "--no-audio"),
+    ("restart", "--restart"),
+    ("keep_frames", "--keep-frames"),
+];
 
 /// Paint an image, a video or a frame sequence in the style of a painting (Gatys, Ecker and
 /// Bethge, "A Neural Algorithm of Artistic Style").
@@ -80,7 +105,7 @@ pub struct Args {
     #[arg(long, value_name = "PX")]
     pub output_size: Option<u32>,
 
-    /// Frame-sequence output: bits per channel of PNG or TIFF frames.
+    /// Bits per channel of PNG or TIFF results (an image, or a sequence's frames).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(8..=16))]
     pub bit_depth: u8,
 
@@ -540,11 +565,7 @@ impl Args {
             },
             fps: parse_fps(&self.fps)?,
             output_size: self.output_size,
-            bit_depth: match self.bit_depth {
-                8 => BitDepth::Eight,
-                16 => BitDepth::Sixteen,
-                d => return Err(Error::setting("--bit-depth", d, "8 or 16")),
-            },
+            bit_depth: self.depth()?,
             encode: EncodeSettings {
                 codec: self.codec.clone(),
                 crf: self.crf,
@@ -560,6 +581,43 @@ impl Args {
     }
 
     /// Whether the run is a still image (else a video or a frame sequence).
+    fn depth(&self) -> Result<BitDepth> {
+        match self.bit_depth {
+            8 => Ok(BitDepth::Eight),
+            16 => Ok(BitDepth::Sixteen),
+            d => Err(Error::setting("--bit-depth", d, "8 or 16")),
+        }
+    }
+
+    /// Refuses a flag given on the command line that this kind of run would ignore (a GIF asked
+    /// of a video, a frame range asked of a still, ...), naming it.
+    pub fn check_applicable(&self, matches: &ArgMatches) -> Result<()> {
+        let (ignored, which, only) = if self.is_still() {
+            (VIDEO_ONLY, "an image", "videos and frame sequences")
+        } else {
+            (STILL_ONLY, "a video or frame sequence", "still images")
+        };
+        for (id, flag) in ignored {
+            if matches.value_source(id) == Some(ValueSource::CommandLine) {
+                let value: Vec<String> = matches
+                    .get_raw(id)
+                    .into_iter()
+                    .flatten()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect();
+                return Err(Error::setting(
+                    flag,
+                    value.join(" "),
+                    format!(
+                        "applies to {only} only, and '{}' is {which}: leave it out",
+                        self.input.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_still(&self) -> bool {
         stylize_video::video::is_still_run(&self.input, self.output.as_deref())
     }
@@ -579,6 +637,7 @@ impl Args {
             }),
             report: self.report.clone(),
             overwrite: self.overwrite,
+            bit_depth: self.depth()?,
             style: self.style(self.iterations.unwrap_or(STILL_ITERATIONS))?,
         })
     }

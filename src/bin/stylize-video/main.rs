@@ -6,7 +6,7 @@ mod bar;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use stylize_video::progress::Progress;
 use stylize_video::still::stylize_image;
 use stylize_video::video::stylize_video;
@@ -16,15 +16,18 @@ use stylize_video::Error;
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
-    let args = args::Args::parse();
+    let matches = args::Args::command().get_matches();
+    let args = args::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
             // A second Ctrl-C: leave at once.
             std::process::exit(130);
         }
-        eprintln!("\nstylize-video: stopping; finished frames are kept (Ctrl-C again to quit now)");
+        eprintln!("\nstylize-video: stopping (Ctrl-C again to quit now)");
     });
-    let result = if args.is_still() {
+    let result = if let Err(e) = args.check_applicable(&matches) {
+        Err(e)
+    } else if args.is_still() {
         still(&args)
     } else {
         video(&args)
@@ -58,7 +61,7 @@ fn still(args: &args::Args) -> stylize_video::Result<()> {
     {
         bar.log(&warning);
     }
-    let summary = stylize_image(&settings, &mut bar)?;
+    let summary = stylize_image(&settings, &mut bar, &STOP)?;
     let o = &summary.outcome;
     bar.log(&format!(
         "{}x{}: {} iterations in {:.1} s ({:.2} it/s), loss {:.4e} -> {:.4e} ({:?})",

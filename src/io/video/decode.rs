@@ -160,6 +160,7 @@ impl VideoSource {
                 rotation,
                 has_audio: audio.is_some(),
                 first_number: 0,
+                numbers: Vec::new(),
                 description,
             },
             input,
