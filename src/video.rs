@@ -329,7 +329,8 @@ impl VideoSettings {
             "warm_start": self.warm_start,
             "cut_threshold": self.cut_threshold,
             "start": self.range.start,
-            "fps": self.fps,
+            // The frame rate only times a sequence's frames; a video brings its own.
+            "fps": sequence::is_sequence(&self.input).then_some(self.fps),
         })
     }
 }

@@ -912,6 +912,19 @@ fn flags_a_run_would_ignore_are_refused() {
         log.contains("--gif = ") && log.contains("applies to still images only"),
         "{log}"
     );
+    let log = stderr_of(
+        &quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
+            .args(["--fps", "30"])
+            .assert()
+            .failure()
+            .code(1)
+            .get_output()
+            .clone(),
+    );
+    assert!(
+        log.contains("--fps = 30") && log.contains("keeps its own timing"),
+        "{log}"
+    );
     let still = dir.path().join("s.png");
     for extra in [
         &["--frames", "0:3"][..],

@@ -615,6 +615,20 @@ impl Args {
                 ));
             }
         }
+        let sequence = stylize_video::io::sequence::is_sequence(&self.input);
+        if !self.is_still()
+            && !sequence
+            && matches.value_source("fps") == Some(ValueSource::CommandLine)
+        {
+            return Err(Error::setting(
+                "--fps",
+                &self.fps,
+                format!(
+                    "times a frame sequence's frames, and '{}' is a video, which keeps its own timing: leave it out",
+                    self.input.display()
+                ),
+            ));
+        }
         Ok(())
     }
 
