@@ -271,6 +271,23 @@ impl VideoSettings {
         }
         match Pattern::parse(&self.output) {
             Some(pattern) => {
+                // Written however (`./plates/%04d.exr`, `plates/%4d.exr`, the folder itself),
+                // an output frame must never land on an input frame.
+                if let Ok(inputs) = sequence::list(&self.input) {
+                    let files: std::collections::HashSet<PathBuf> = inputs
+                        .iter()
+                        .filter_map(|(_, f)| f.canonicalize().ok())
+                        .collect();
+                    for (number, _) in &inputs {
+                        let out = pattern.path(*number);
+                        if out.canonicalize().is_ok_and(|o| files.contains(&o)) {
+                            return Err(Error::output(
+                                &self.output,
+                                format!("would write over the input's frame '{}'", out.display()),
+                            ));
+                        }
+                    }
+                }
                 picture::output_format(&pattern.path(0))?;
                 let parent = pattern.dir().parent().filter(|p| !p.as_os_str().is_empty());
                 if let Some(parent) = parent {

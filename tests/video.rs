@@ -874,6 +874,30 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     );
     assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
 
+    // However the output is written, it never lands on the input's frames, even with
+    // --overwrite.
+    let before = std::fs::read(plates.join("1002.png")).unwrap();
+    for output in [
+        "./plates/%04d.png",
+        "plates/%4d.png",
+        "out/../plates/%04d.png",
+    ] {
+        let log = stderr_of(
+            &quick(&plates.join("%04d.png"), &d.join(output))
+                .arg("--overwrite")
+                .assert()
+                .failure()
+                .code(1)
+                .get_output()
+                .clone(),
+        );
+        assert!(
+            log.contains("would write over the input's frame") || log.contains("is the input"),
+            "{output}: {log}"
+        );
+    }
+    assert_eq!(std::fs::read(plates.join("1002.png")).unwrap(), before);
+
     // Shards of one sequence into one folder keep theirs apart too; a video keeps its own name.
     use stylize_video::pipeline::FrameRange;
     use stylize_video::video::kept_dir;
