@@ -13,7 +13,7 @@
 # repository root with .gpu carried. It also runs on a CPU at small sizes, e.g.
 #   SIZES=128x72 PRECISIONS=fp32 LAYOUTS=contiguous LBFGS=5 PROFILE_SIZE=128x72 FRAMES=3 \
 #   VIDEO_SIZE=96 VIDEO_FLAGS=" " BIG_SIZE=256 FIRST=20 WARM=5 CHECK="1" C2F_SIZE=96 \
-#   C2F_SCHEDULES=48:20 WS_FRAMES=3 WS_COLD=20 scripts/gpu-bench.sh /tmp/bench
+#   C2F_SCHEDULES=48:20 WS_FRAMES=3 WS_COLD=20 FAST_FRAMES=3 scripts/gpu-bench.sh /tmp/bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gpu-bench-out}
@@ -24,6 +24,8 @@ C2F=${C2F:-$( [ -x .gpu/coarse_to_fine ] && echo .gpu/coarse_to_fine || ls -t ta
 WS=${WS:-$( [ -x .gpu/warm_start ] && echo .gpu/warm_start || ls -t target/release/deps/warm_start-* 2>/dev/null | grep -v '\.d$' | head -1 )}
 WS_FRAMES=${WS_FRAMES:-12}
 WS_COLD=${WS_COLD:-300}
+# Frames of bikes' fast motion checked in stage 7 (0: none).
+FAST_FRAMES=${FAST_FRAMES:-12}
 # Stages to run (all by default); to stay within a 10-minute call, e.g. STAGES="1 2 3 4 5" then
 # STAGES="3 6 7" into the same OUT: the summary reads what is there.
 STAGES=" ${STAGES:-1 2 3 4 5 6 7} "
@@ -145,6 +147,31 @@ if has 7; then
   "$WS" --device "$DEVICE" --input "$OUT/frames/%05d.png" --size "$VIDEO_SIZE" --frames "$WS_FRAMES" \
     --cold "$WS_COLD" --cap "$WS_COLD" > "$OUT/warm-start.txt" || log "warm starts failed (see above)"
   grep '^{' "$OUT/warm-start.txt" > "$OUT/warm-start.jsonl" || true
+  if [ "$FAST_FRAMES" -gt 0 ]; then
+    # Fast motion within a shot (bikes from frame 100): the command line's default warm start
+    # (flow, WARM iterations) against each frame's cold-WS_COLD loss.
+    log "7/7 fast motion: bikes frames 100-$((99 + FAST_FRAMES)), $WARM warm iterations against cold-$WS_COLD"
+    mkdir -p "$OUT/bikes"
+    if command -v ffmpeg >/dev/null 2>&1; then
+      ffmpeg -loglevel error -y -i samples/video/bikes.mp4 -vf "select=gte(n\,100)" -fps_mode passthrough \
+        -frames:v "$FAST_FRAMES" "$OUT/bikes/%05d.png"
+    else
+      "$PYTHON" - samples/video/bikes.mp4 "$OUT/bikes" "$FAST_FRAMES" <<'PY'
+import sys, cv2
+cap = cv2.VideoCapture(sys.argv[1])
+for i in range(100 + int(sys.argv[3])):
+    ok, frame = cap.read()
+    if not ok:
+        break
+    if i >= 100:
+        cv2.imwrite("%s/%05d.png" % (sys.argv[2], i), frame)
+PY
+    fi
+    "$WS" --device "$DEVICE" --input "$OUT/bikes/%05d.png" --size "$VIDEO_SIZE" --frames "$FAST_FRAMES" \
+      --cold "$WS_COLD" --cap "$WARM" --policy fixed --modes flow > "$OUT/warm-start-fast.txt" \
+      || log "fast-motion warm starts failed (see above)"
+    grep '^{' "$OUT/warm-start-fast.txt" > "$OUT/warm-start-fast.jsonl" || true
+  fi
 fi
 
 "$PYTHON" - "$OUT" "$CHECK" <<'PY'
@@ -182,6 +209,7 @@ print(json.dumps({
     "profile": load("profile.json"),
     "coarse_to_fine": lines("coarse-to-fine.jsonl"),
     "warm_start": lines("warm-start.jsonl"),
+    "warm_start_fast_motion": lines("warm-start-fast.jsonl"),
     "video": video and {"settings": {k: video["settings"].get(k) for k in
                                      ("processing_width", "processing_height", "precision",
                                       "channels_last", "device", "first_frame_iterations",
