@@ -949,6 +949,32 @@ fn flags_a_run_would_ignore_are_refused() {
         log.contains("--fps = 30") && log.contains("keeps its own timing"),
         "{log}"
     );
+    // An encoder setting that would only fail after the first frame, or be ignored, is refused
+    // before any work.
+    for (extra, name, problem) in [
+        (
+            &["--crf", "70"][..],
+            "c.mp4",
+            "libx264 takes 0 (best) to 51",
+        ),
+        (&["--crf", "20", "--bitrate", "2M"], "c.mp4", "not both"),
+        (
+            &["--codec", "ffv1", "--crf", "20"],
+            "c.mkv",
+            "no constant-quality setting",
+        ),
+    ] {
+        let log = stderr_of(
+            &quick(&clip("carphone_pristine.mp4"), &dir.path().join(name))
+                .args(extra)
+                .assert()
+                .failure()
+                .code(1)
+                .get_output()
+                .clone(),
+        );
+        assert!(log.contains("--crf = ") && log.contains(problem), "{log}");
+    }
     let still = dir.path().join("s.png");
     for extra in [
         &["--frames", "0:3"][..],

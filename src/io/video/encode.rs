@@ -88,6 +88,44 @@ pub fn preflight(path: &Path, settings: &EncodeSettings) -> Result<()> {
     choose(path, container, muxer, settings).map(|_| ())
 }
 
+/// The encoders that take a constant-quality `crf`, with its largest value.
+const CRF_ENCODERS: &[(&str, f32)] = &[
+    ("libx264", 51.0),
+    ("libx265", 51.0),
+    ("libvpx-vp9", 63.0),
+    ("libvpx", 63.0),
+    ("libaom-av1", 63.0),
+    ("libsvtav1", 63.0),
+];
+
+/// Refuses a `--crf` the encoder would ignore or reject only after the first frame: given with
+/// `--bitrate`, for an encoder without one, or out of its range.
+fn check_quality(settings: &EncodeSettings, encoder_name: &str) -> Result<()> {
+    let Some(crf) = settings.crf else {
+        return Ok(());
+    };
+    if settings.bitrate.is_some() {
+        return Err(Error::setting(
+            "--crf",
+            crf,
+            "give --crf (constant quality) or --bitrate, not both",
+        ));
+    }
+    match CRF_ENCODERS.iter().find(|(name, _)| *name == encoder_name) {
+        None => Err(Error::setting(
+            "--crf",
+            crf,
+            format!("the {encoder_name} encoder has no constant-quality setting: leave it out"),
+        )),
+        Some((_, max)) if !(0.0..=*max).contains(&crf) => Err(Error::setting(
+            "--crf",
+            crf,
+            format!("{encoder_name} takes 0 (best) to {max}"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 /// What to encode with.
 struct Choice {
     codec: ffmpeg::Codec,
@@ -142,6 +180,7 @@ fn choose(
         None if supported.is_empty() || supported.contains(&Pixel::YUV420P) => Pixel::YUV420P,
         None => supported[0],
     };
+    check_quality(settings, &encoder_name)?;
     Ok(Choice {
         codec,
         encoder_name,
