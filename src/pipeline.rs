@@ -159,14 +159,16 @@ enum Styled {
 
 /// Runs the pipeline: `open_source` opens the source in the decoding thread (sources need not
 /// be `Send`); `open_sink` opens the sink in the encoding thread when the first frame arrives;
-/// `on_frame` hears of every finished frame. Returns when the sink has completed its output.
+/// `on_frame` hears of every finished frame. Returns when the sink has completed its output,
+/// or when a stage failed or `stop` was set: with what was done either way, so that a stopped
+/// run can still be reported.
 pub fn run<S, K>(
     open_source: S,
     open_sink: K,
     job: &PipelineJob<'_>,
     progress: &mut dyn Progress,
     mut on_frame: impl FnMut(&FrameDone<'_>),
-) -> Result<PipelineOutcome>
+) -> (PipelineOutcome, Result<()>)
 where
     S: FnOnce() -> Result<Box<dyn FrameSource>> + Send + 'static,
     K: FnOnce(&SourceInfo, &Frame) -> Result<(Box<dyn FrameSink>, Vec<String>)> + Send + 'static,
@@ -181,8 +183,11 @@ where
 
     let info = match decoded_rx.recv() {
         Ok(Decoded::Info(info)) => info,
-        Ok(Decoded::Failed(e)) => return Err(e),
-        _ => return Err(Error::Pipeline("the decoder stopped without a word".into())),
+        Ok(Decoded::Failed(e)) => return (PipelineOutcome::default(), Err(e)),
+        _ => {
+            let e = Error::Pipeline("the decoder stopped without a word".into());
+            return (PipelineOutcome::default(), Err(e));
+        }
     };
     let (styled_tx, styled_rx) = sync_channel::<Styled>(CHANNEL_DEPTH);
     let kept = job.kept.map(|(k, _)| k.clone());
@@ -218,19 +223,20 @@ where
     let encoded = encoder.join().expect("the encoding thread does not panic");
     let _ = decoder.join();
     // The first failure is the one to report: a stage that failed makes the others stop.
-    match (result, encoded) {
-        (Err(e), _) if !matches!(e, Error::Interrupted(_)) => return Err(e),
-        (_, Err(e)) => return Err(e),
-        (Err(e), _) => return Err(e),
+    outcome.seconds = started.elapsed().as_secs_f64();
+    let result = match (result, encoded) {
+        (Err(e), _) if !matches!(e, Error::Interrupted(_)) => Err(e),
+        (_, Err(e)) => Err(e),
+        (Err(e), _) => Err(e),
         (Ok(()), Ok(notes)) => {
             for n in &notes {
                 progress.log(n);
             }
             outcome.warnings.extend(notes);
+            Ok(())
         }
-    }
-    outcome.seconds = started.elapsed().as_secs_f64();
-    Ok(outcome)
+    };
+    (outcome, result)
 }
 
 /// The decoding thread.

@@ -51,8 +51,11 @@ pub struct RunTotals {
     /// Frames (source indices) stylised in this run that started a new shot, and so started
     /// cold with the first frame's iterations.
     pub shot_cuts: Vec<usize>,
-    /// Whether the run was interrupted before the end.
+    /// Whether the run was interrupted (Ctrl-C) before the end.
     pub interrupted: bool,
+    /// Whether the output was completed; `false`: the run stopped (interrupted or failed), its
+    /// finished frames are kept, and rerunning the command resumes and replaces this report.
+    pub complete: bool,
 }
 
 /// One image or frame.

@@ -321,7 +321,10 @@ impl VideoSettings {
             }
         }
         if let Some(report) = &self.report {
-            atomic::check_writable(report, self.overwrite)?;
+            // A stopped run's report is replaced by the run that resumes it.
+            if !is_stopped_run_report(report) {
+                atomic::check_writable(report, self.overwrite)?;
+            }
         }
         Ok(())
     }
@@ -441,57 +444,40 @@ pub fn stylize_video(
     stop: &AtomicBool,
 ) -> Result<VideoSummary> {
     settings.validate()?;
-    let style = &settings.style;
     let kept_path = kept_dir(&settings.output, settings.range);
     let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
-    let outcome = match run_kept(settings, &kept, already, progress, stop) {
-        Ok(o) => o,
+    let run = match run_kept(settings, &kept, already, progress, stop) {
+        Ok(run) => run,
         Err(e) => {
             // A run that failed before its first frame leaves nothing behind.
             kept.remove_if_empty();
             return Err(e);
         }
     };
-    let (processing, reports) = (outcome.processing, outcome.reports);
-    let outcome = outcome.pipeline;
+    if let Err(e) = run.result {
+        kept.remove_if_empty();
+        // What was stylised before the stop is reported (`totals.interrupted` says whether
+        // Ctrl-C stopped it); the frames themselves are kept for the next run.
+        if let (Some(path), false) = (&settings.report, run.reports.is_empty()) {
+            if let Err(r) = write_report(
+                settings,
+                path,
+                &run.pipeline,
+                run.processing,
+                run.reports,
+                false,
+            ) {
+                progress.log(&format!("the report could not be written: {r}"));
+            }
+        }
+        return Err(e);
+    }
+    let (processing, outcome) = (run.processing, run.pipeline);
     if !settings.keep_frames {
         kept.remove()?;
     }
-    let stylized = outcome.frames - outcome.resumed;
     if let Some(path) = &settings.report {
-        let mut s = style.report(processing.0, processing.1);
-        s.insert(
-            "first_frame_iterations".into(),
-            json!(settings.first_frame_iterations),
-        );
-        s.insert("warm_start".into(), json!(settings.warm_start));
-        s.insert("cut_threshold".into(), json!(settings.cut_threshold));
-        s.insert("frames".into(), json!(settings.range));
-        s.insert("encode".into(), json!(settings.encode));
-        s.insert("input".into(), json!(settings.input.display().to_string()));
-        s.insert(
-            "output".into(),
-            json!(settings.output.display().to_string()),
-        );
-        let report = Report {
-            version: 1,
-            settings: s,
-            frames: reports,
-            totals: Some(RunTotals {
-                frames: outcome.frames,
-                resumed: outcome.resumed,
-                stylized,
-                seconds: outcome.seconds,
-                stylize_seconds: outcome.stylize_seconds,
-                flow_seconds: outcome.flow_seconds,
-                frames_per_second: stylized as f64 / outcome.seconds.max(1e-9),
-                first_frame_iterations: outcome.first_frame_iterations,
-                mean_warm_iterations: mean(&outcome.warm_iterations),
-                shot_cuts: outcome.shot_cuts.clone(),
-                interrupted: outcome.interrupted,
-            }),
-        };
-        report.write(path)?;
+        write_report(settings, path, &outcome, processing, run.reports, true)?;
     }
     let info = outcome.info.clone().expect("the source was opened");
     Ok(VideoSummary {
@@ -503,9 +489,65 @@ pub fn stylize_video(
     })
 }
 
+/// Whether `path` holds the report of a video run that stopped before completing its output.
+fn is_stopped_run_report(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|r| r["totals"]["complete"] == json!(false))
+}
+
+/// Writes the report of a video run, complete or stopped.
+fn write_report(
+    settings: &VideoSettings,
+    path: &Path,
+    outcome: &PipelineOutcome,
+    processing: (u32, u32),
+    reports: Vec<FrameReport>,
+    complete: bool,
+) -> Result<()> {
+    let stylized = outcome.frames - outcome.resumed;
+    let mut s = settings.style.report(processing.0, processing.1);
+    s.insert(
+        "first_frame_iterations".into(),
+        json!(settings.first_frame_iterations),
+    );
+    s.insert("warm_start".into(), json!(settings.warm_start));
+    s.insert("cut_threshold".into(), json!(settings.cut_threshold));
+    s.insert("frames".into(), json!(settings.range));
+    s.insert("encode".into(), json!(settings.encode));
+    s.insert("input".into(), json!(settings.input.display().to_string()));
+    s.insert(
+        "output".into(),
+        json!(settings.output.display().to_string()),
+    );
+    let report = Report {
+        version: 1,
+        settings: s,
+        frames: reports,
+        totals: Some(RunTotals {
+            frames: outcome.frames,
+            resumed: outcome.resumed,
+            stylized,
+            seconds: outcome.seconds,
+            stylize_seconds: outcome.stylize_seconds,
+            flow_seconds: outcome.flow_seconds,
+            frames_per_second: stylized as f64 / outcome.seconds.max(1e-9),
+            first_frame_iterations: outcome.first_frame_iterations,
+            mean_warm_iterations: mean(&outcome.warm_iterations),
+            shot_cuts: outcome.shot_cuts.clone(),
+            interrupted: outcome.interrupted,
+            complete,
+        }),
+    };
+    report.write(path)
+}
+
 /// What the pipeline part of a run gives back.
 struct KeptRun {
     pipeline: PipelineOutcome,
+    /// Whether the output was completed.
+    result: Result<()>,
     processing: (u32, u32),
     reports: Vec<FrameReport>,
 }
@@ -555,7 +597,7 @@ fn run_kept(
     let mut processing = (0, 0);
     let with_tv = style.loss.tv_weight > 0.0;
     let output = settings.output.clone();
-    let outcome = pipeline::run(
+    let (outcome, result) = pipeline::run(
         move || open_source(&input, fps, edge),
         move |info: &SourceInfo, first: &Frame| open_sink(&sink_settings, info, first),
         &job,
@@ -582,7 +624,8 @@ fn run_kept(
         },
     );
     Ok(KeptRun {
-        pipeline: outcome?,
+        pipeline: outcome,
+        result,
         processing,
         reports,
     })

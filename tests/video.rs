@@ -695,6 +695,15 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
         "{log}"
     );
     assert!(!out.exists());
+    // The stopped run reports what it did (and the rerun below replaces that report).
+    let stopped = report(&json);
+    assert_eq!(stopped["totals"]["interrupted"], true, "{stopped}");
+    assert_eq!(stopped["totals"]["complete"], false);
+    assert_eq!(stopped["totals"]["resumed"], settled);
+    let done_then = stopped["frames"].as_array().unwrap().len();
+    assert!(done_then >= 3, "{stopped}");
+    assert_eq!(stopped["totals"]["stylized"], done_then);
+    assert_eq!(stopped["frames"][0]["index"], settled);
 
     // Other settings: refused, nothing touched.
     let other = Command::new(&binary)
@@ -732,6 +741,8 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
         stderr_of(&done)
     );
     let r = report(&json);
+    assert_eq!(r["totals"]["complete"], true);
+    assert_eq!(r["totals"]["interrupted"], false);
     assert_eq!(r["totals"]["frames"], 30);
     assert_eq!(r["totals"]["resumed"], before);
     assert_eq!(r["totals"]["stylized"], 30 - before);
