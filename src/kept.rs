@@ -29,6 +29,10 @@ impl KeptFrames {
         let kept = KeptFrames {
             dir: dir.to_path_buf(),
         };
+        // Compared as read back from the file, so that a number whose text does not parse back
+        // to the very same float (serde_json's fast parser may be one unit off) still matches.
+        let text = serde_json::to_string_pretty(fingerprint).expect("JSON");
+        let fingerprint: &Value = &serde_json::from_str(&text).expect("JSON");
         let settings = dir.join(SETTINGS_FILE);
         if dir.is_dir() {
             let previous: Option<Value> = std::fs::read_to_string(&settings)
@@ -64,7 +68,6 @@ impl KeptFrames {
             path: dir.to_path_buf(),
             source,
         })?;
-        let text = serde_json::to_string_pretty(fingerprint).expect("JSON");
         atomic::write(&settings, |f| f.write_all(text.as_bytes()))?;
         Ok((kept, 0))
     }
@@ -136,4 +139,26 @@ fn differences(old: &Value, new: &Value) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setting_whose_text_parses_back_one_unit_off_still_resumes() {
+        // serde_json's default parser reads this one unit in the last place off.
+        let weight = 9941.414234139935_f64;
+        let text = serde_json::to_string(&weight).unwrap();
+        assert_ne!(serde_json::from_str::<f64>(&text).unwrap(), weight);
+
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out.mp4.frames");
+        let fingerprint = serde_json::json!({ "style_weight": weight });
+        let (kept, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
+        assert_eq!(already, 0);
+        std::fs::write(kept.path(0), b"a frame").unwrap();
+        let (_, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
+        assert_eq!(already, 1);
+    }
 }
