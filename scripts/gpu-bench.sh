@@ -151,10 +151,11 @@ if has 7; then
     # Fast motion within a shot (bikes from frame 100): the command line's default warm start
     # (flow, WARM iterations) against each frame's cold-WS_COLD loss.
     log "7/7 fast motion: bikes frames 100-$((99 + FAST_FRAMES)), $WARM warm iterations against cold-$WS_COLD"
+    rm -rf "$OUT/bikes"
     mkdir -p "$OUT/bikes"
     if command -v ffmpeg >/dev/null 2>&1; then
-      ffmpeg -loglevel error -y -i samples/video/bikes.mp4 -vf "select=gte(n\,100)" -fps_mode passthrough \
-        -frames:v "$FAST_FRAMES" "$OUT/bikes/%05d.png"
+      ffmpeg -loglevel error -y -i samples/video/bikes.mp4 -vf "select=gte(n\,100),setpts=N/FRAME_RATE/TB" \
+        -frames:v "$FAST_FRAMES" "$OUT/bikes/%05d.png" || log "cannot extract bikes' frames"
     else
       "$PYTHON" - samples/video/bikes.mp4 "$OUT/bikes" "$FAST_FRAMES" <<'PY'
 import sys, cv2
@@ -164,7 +165,7 @@ for i in range(100 + int(sys.argv[3])):
     if not ok:
         break
     if i >= 100:
-        cv2.imwrite("%s/%05d.png" % (sys.argv[2], i), frame)
+        cv2.imwrite("%s/%05d.png" % (sys.argv[2], i - 99), frame)
 PY
     fi
     "$WS" --device "$DEVICE" --input "$OUT/bikes/%05d.png" --size "$VIDEO_SIZE" --frames "$FAST_FRAMES" \

@@ -77,7 +77,8 @@ pub struct FrameDone<'a> {
     pub frame: &'a Frame,
     /// Its position in the output, from 0.
     pub position: usize,
-    /// Its number for file names: the source's first number plus its index.
+    /// Its number for file names: its input file's number for a sequence, its index for a
+    /// video ([`SourceInfo::number`]).
     pub number: u64,
     /// The optimisation, or `None` for a frame taken from an earlier run.
     pub outcome: Option<&'a Outcome>,

@@ -322,7 +322,7 @@ impl VideoSettings {
         }
         if let Some(report) = &self.report {
             // A stopped run's report is replaced by the run that resumes it.
-            if !is_stopped_run_report(report) {
+            if !is_stopped_run_report(report, &self.output) {
                 atomic::check_writable(report, self.overwrite)?;
             }
         }
@@ -349,8 +349,8 @@ impl VideoSettings {
             "warm_start": self.warm_start,
             "cut_threshold": self.cut_threshold,
             "start": self.range.start,
-            // The frame rate only times a sequence's frames; a video brings its own.
-            "fps": sequence::is_sequence(&self.input).then_some(self.fps),
+            // Always the default for a video (--fps is refused there).
+            "fps": self.fps,
         })
     }
 }
@@ -427,13 +427,34 @@ fn output_size(settings: &VideoSettings, info: &SourceInfo) -> (u32, u32) {
     }
 }
 
-/// Whether a sequence output already has files (which only --overwrite or a resumed run may
-/// replace).
-fn sequence_output_exists(output: &Path) -> bool {
-    let Some(pattern) = Pattern::parse(output) else {
+/// Whether a sequence output already has files where this run writes (which only --overwrite or
+/// a resumed run may replace): the input's numbers in `range` for a sequence input, positions
+/// in it for a video; another shard's frames in the same folder are no obstacle.
+fn sequence_output_exists(output: &Path, input: &Path, range: FrameRange) -> bool {
+    if Pattern::parse(output).is_none() {
+        return false;
+    }
+    let Ok(existing) = sequence::list(output) else {
         return false;
     };
-    sequence::list(output).is_ok_and(|files| !files.is_empty()) && pattern.dir().is_dir()
+    let wanted =
+        |position: usize| range.start <= position && range.end.is_none_or(|e| position < e);
+    match sequence::list(input) {
+        // A sequence input: the numbers of its frames in the range.
+        Ok(inputs) => {
+            let numbers: std::collections::HashSet<u64> = inputs
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| wanted(*k))
+                .map(|(_, (n, _))| *n)
+                .collect();
+            existing.iter().any(|(n, _)| numbers.contains(n))
+        }
+        // A video: numbered by position from 0.
+        Err(_) => existing
+            .iter()
+            .any(|(n, _)| usize::try_from(*n).is_ok_and(wanted)),
+    }
 }
 
 /// Stylises the video or sequence `settings.input` into `settings.output`. `stop` (set by a
@@ -445,6 +466,7 @@ pub fn stylize_video(
 ) -> Result<VideoSummary> {
     settings.validate()?;
     let kept_path = kept_dir(&settings.output, settings.range);
+    adopt_legacy_kept_frames(&settings.output, &kept_path);
     let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
     let run = match run_kept(settings, &kept, already, progress, stop) {
         Ok(run) => run,
@@ -489,12 +511,27 @@ pub fn stylize_video(
     })
 }
 
-/// Whether `path` holds the report of a video run that stopped before completing its output.
-fn is_stopped_run_report(path: &Path) -> bool {
+/// Whether `path` holds the report of a run into `output` that stopped before completing it.
+fn is_stopped_run_report(path: &Path, output: &Path) -> bool {
     std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .is_some_and(|r| r["totals"]["complete"] == json!(false))
+        .is_some_and(|r| {
+            r["totals"]["complete"] == json!(false)
+                && r["settings"]["output"] == json!(output.display().to_string())
+        })
+}
+
+/// Before 2026-11-24 a sequence's frames were kept in the folder's `.stylize-video-frames`:
+/// a run in progress then takes it over under its new name (its settings are checked as usual).
+fn adopt_legacy_kept_frames(output: &Path, kept: &Path) {
+    let Some(pattern) = Pattern::parse(output) else {
+        return;
+    };
+    let legacy = pattern.dir().join(".stylize-video-frames");
+    if legacy.is_dir() && !kept.exists() {
+        let _ = std::fs::rename(&legacy, kept);
+    }
 }
 
 /// Writes the report of a video run, complete or stopped.
@@ -561,7 +598,10 @@ fn run_kept(
     stop: &AtomicBool,
 ) -> Result<KeptRun> {
     let style = &settings.style;
-    if already == 0 && !settings.overwrite && sequence_output_exists(&settings.output) {
+    if already == 0
+        && !settings.overwrite
+        && sequence_output_exists(&settings.output, &settings.input, settings.range)
+    {
         return Err(Error::output(
             &settings.output,
             "frames of this sequence already exist; pass --overwrite to replace them",

@@ -909,6 +909,40 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     }
     assert_eq!(std::fs::read(plates.join("1002.png")).unwrap(), before);
 
+    // Shards of one sequence rendered one after the other into one folder: the second is not
+    // refused for the first's files, and each keeps its own frames; a shard whose own files
+    // exist still needs --overwrite.
+    let shards = d.join("shards");
+    let shard_run = |range: &str| {
+        let mut c = quick(&plates.join("%04d.png"), &shards.join("s_%04d.png"));
+        c.args(["--frames", range]);
+        c
+    };
+    shard_run("0:2").assert().success();
+    shard_run("2:").assert().success();
+    for number in [1001, 1002, 1004] {
+        assert!(shards.join(format!("s_{number}.png")).is_file(), "{number}");
+    }
+    let log = stderr_of(&shard_run("0:2").assert().failure().get_output().clone());
+    assert!(log.contains("--overwrite"), "{log}");
+
+    // Frames kept under the folder name used before 2026-11-24 are taken over and resume.
+    std::fs::rename(
+        out.join(".a_%04d.png.frames"),
+        out.join(".stylize-video-frames"),
+    )
+    .unwrap();
+    let log = stderr_of(
+        &run("a_%04d.png", "2")
+            .arg("--overwrite")
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
+    assert!(!out.join(".stylize-video-frames").exists());
+
     // Shards of one sequence into one folder keep theirs apart too; a video keeps its own name.
     use stylize_video::pipeline::FrameRange;
     use stylize_video::video::kept_dir;

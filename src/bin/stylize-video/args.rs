@@ -580,7 +580,7 @@ impl Args {
         })
     }
 
-    /// Whether the run is a still image (else a video or a frame sequence).
+    /// `--bit-depth` as the library takes it.
     fn depth(&self) -> Result<BitDepth> {
         match self.bit_depth {
             8 => Ok(BitDepth::Eight),
@@ -632,6 +632,7 @@ impl Args {
         Ok(())
     }
 
+    /// Whether the run is a still image (else a video or a frame sequence).
     pub fn is_still(&self) -> bool {
         stylize_video::video::is_still_run(&self.input, self.output.as_deref())
     }

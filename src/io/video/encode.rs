@@ -532,7 +532,9 @@ impl FrameSink for VideoSink {
             .map_err(|e| video_error(&self.path, "cannot complete the file", e))?;
         // On the disk before it takes the output's name: the kept frames are removed next, and
         // a power cut must not leave an empty video with nothing to resume from.
-        std::fs::File::open(&self.temporary)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.temporary)
             .and_then(|f| f.sync_all())
             .map_err(|source| Error::Io {
                 action: "cannot flush the finished video to the disk",
