@@ -39,7 +39,7 @@ impl KeptFrames {
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
             if previous.as_ref() == Some(fingerprint) {
-                let count = (0..).take_while(|i| kept.path(*i).is_file()).count();
+                let count = kept.count();
                 return Ok((kept, count));
             }
             // Without frames there is nothing to lose: start afresh.
@@ -70,6 +70,11 @@ impl KeptFrames {
         })?;
         atomic::write(&settings, |f| f.write_all(text.as_bytes()))?;
         Ok((kept, 0))
+    }
+
+    /// How many frames, from the first on, are kept.
+    pub fn count(&self) -> usize {
+        (0..).take_while(|i| self.path(*i).is_file()).count()
     }
 
     /// The folder.

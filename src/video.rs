@@ -468,7 +468,7 @@ pub fn stylize_video(
     let kept_path = kept_dir(&settings.output, settings.range);
     adopt_legacy_kept_frames(&settings.output, &kept_path);
     let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
-    let run = match run_kept(settings, &kept, already, progress, stop) {
+    let mut run = match run_kept(settings, &kept, already, progress, stop) {
         Ok(run) => run,
         Err(e) => {
             // A run that failed before its first frame leaves nothing behind.
@@ -476,8 +476,14 @@ pub fn stylize_video(
             return Err(e);
         }
     };
-    if let Err(e) = run.result {
+    if let Err(e) = std::mem::replace(&mut run.result, Ok(())) {
         kept.remove_if_empty();
+        // Only what reached the kept frames is done: a failing encoder may have dropped the
+        // last frames it was handed.
+        let done = kept.count();
+        run.reports
+            .retain(|r| r.index < settings.range.start + done);
+        run.pipeline.frames = run.pipeline.frames.min(done);
         // What was stylised before the stop is reported (`totals.interrupted` says whether
         // Ctrl-C stopped it); the frames themselves are kept for the next run.
         if let (Some(path), false) = (&settings.report, run.reports.is_empty()) {

@@ -926,6 +926,24 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     let log = stderr_of(&shard_run("0:2").assert().failure().get_output().clone());
     assert!(log.contains("--overwrite"), "{log}");
 
+    // Two files with one number (other zero padding) are refused, naming both.
+    let twin = d.join("twin");
+    std::fs::create_dir(&twin).unwrap();
+    std::fs::copy(plates.join("1001.png"), twin.join("1001.png")).unwrap();
+    std::fs::copy(plates.join("1002.png"), twin.join("01001.png")).unwrap();
+    let log = stderr_of(
+        &quick(&twin.join("%04d.png"), &d.join("twin-out/%04d.png"))
+            .assert()
+            .failure()
+            .code(1)
+            .get_output()
+            .clone(),
+    );
+    assert!(
+        log.contains("1001.png' and '") && log.contains("are both frame 1001"),
+        "{log}"
+    );
+
     // Frames kept under the folder name used before 2026-11-24 are taken over and resume.
     std::fs::rename(
         out.join(".a_%04d.png.frames"),

@@ -107,6 +107,14 @@ pub fn list(path: &Path) -> Result<Vec<(u64, PathBuf)>> {
         if frames.is_empty() {
             return Err(not_found("no file matches this pattern".into()));
         }
+        if let Some(w) = frames.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(not_found(format!(
+                "'{}' and '{}' are both frame {}: keep one of them",
+                w[0].1.display(),
+                w[1].1.display(),
+                w[0].0
+            )));
+        }
         return Ok(frames);
     }
     let entries = std::fs::read_dir(path).map_err(|e| not_found(format!("cannot list it: {e}")))?;
