@@ -42,7 +42,8 @@ pub struct FrameRange {
 }
 
 impl FrameRange {
-    fn contains(&self, index: usize) -> bool {
+    /// Whether the frame at position `index` of the source is in the range.
+    pub fn contains(&self, index: usize) -> bool {
         index >= self.start && self.end.is_none_or(|e| index < e)
     }
 }
@@ -345,7 +346,6 @@ fn stylize_all(
         Some((k, n)) => (Some(k), n),
         None => (None, 0),
     };
-    let numbering = outcome.info.clone();
     // The previous frame's result and its content, where the next frame starts.
     let mut previous: Option<(Tensor, Tensor)> = None;
     let flow = HornSchunck::default();
@@ -495,7 +495,8 @@ fn stylize_all(
         on_frame(&FrameDone {
             frame: &out,
             position,
-            number: numbering
+            number: outcome
+                .info
                 .as_ref()
                 .map_or(out.index as u64, |i| i.number(out.index)),
             outcome: done.as_ref().map(|(o, _, _)| o),

@@ -437,15 +437,13 @@ fn sequence_output_exists(output: &Path, input: &Path, range: FrameRange) -> boo
     let Ok(existing) = sequence::list(output) else {
         return false;
     };
-    let wanted =
-        |position: usize| range.start <= position && range.end.is_none_or(|e| position < e);
     match sequence::list(input) {
         // A sequence input: the numbers of its frames in the range.
         Ok(inputs) => {
             let numbers: std::collections::HashSet<u64> = inputs
                 .iter()
                 .enumerate()
-                .filter(|(k, _)| wanted(*k))
+                .filter(|(k, _)| range.contains(*k))
                 .map(|(_, (n, _))| *n)
                 .collect();
             existing.iter().any(|(n, _)| numbers.contains(n))
@@ -453,7 +451,7 @@ fn sequence_output_exists(output: &Path, input: &Path, range: FrameRange) -> boo
         // A video: numbered by position from 0.
         Err(_) => existing
             .iter()
-            .any(|(n, _)| usize::try_from(*n).is_ok_and(wanted)),
+            .any(|(n, _)| usize::try_from(*n).is_ok_and(|p| range.contains(p))),
     }
 }
 
@@ -468,7 +466,12 @@ pub fn stylize_video(
     let kept_path = kept_dir(&settings.output, settings.range);
     adopt_legacy_kept_frames(&settings.output, &kept_path);
     let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
-    let mut run = match run_kept(settings, &kept, already, progress, stop) {
+    let KeptRun {
+        pipeline: outcome,
+        result,
+        processing,
+        mut reports,
+    } = match run_kept(settings, &kept, already, progress, stop) {
         Ok(run) => run,
         Err(e) => {
             // A run that failed before its first frame leaves nothing behind.
@@ -476,36 +479,30 @@ pub fn stylize_video(
             return Err(e);
         }
     };
-    if let Err(e) = std::mem::replace(&mut run.result, Ok(())) {
+    if let Err(e) = result {
         kept.remove_if_empty();
         // Only what reached the kept frames is done: a failing encoder may have dropped the
         // last frames it was handed.
         let done = kept.count();
-        run.reports
-            .retain(|r| r.index < settings.range.start + done);
-        run.pipeline.frames = run.pipeline.frames.min(done);
+        reports.retain(|r| r.index < settings.range.start + done);
+        let outcome = PipelineOutcome {
+            frames: outcome.frames.min(done),
+            ..outcome
+        };
         // What was stylised before the stop is reported (`totals.interrupted` says whether
         // Ctrl-C stopped it); the frames themselves are kept for the next run.
-        if let (Some(path), false) = (&settings.report, run.reports.is_empty()) {
-            if let Err(r) = write_report(
-                settings,
-                path,
-                &run.pipeline,
-                run.processing,
-                run.reports,
-                false,
-            ) {
+        if let (Some(path), false) = (&settings.report, reports.is_empty()) {
+            if let Err(r) = write_report(settings, path, &outcome, processing, reports, false) {
                 progress.log(&format!("the report could not be written: {r}"));
             }
         }
         return Err(e);
     }
-    let (processing, outcome) = (run.processing, run.pipeline);
     if !settings.keep_frames {
         kept.remove()?;
     }
     if let Some(path) = &settings.report {
-        write_report(settings, path, &outcome, processing, run.reports, true)?;
+        write_report(settings, path, &outcome, processing, reports, true)?;
     }
     let info = outcome.info.clone().expect("the source was opened");
     Ok(VideoSummary {

@@ -175,21 +175,19 @@ impl SequenceSource {
         let first = picture::load(&files[0].1)?;
         let (width, height) = first.dimensions();
         let mut warnings = Vec::new();
-        let gaps: Vec<u64> = files
+        let first_gap = files
             .windows(2)
-            .filter(|w| w[1].0 > w[0].0 + 1)
-            .map(|w| w[0].0 + 1)
-            .collect();
-        let missing: u64 = files
-            .windows(2)
-            .map(|w| w[1].0.saturating_sub(w[0].0 + 1))
-            .sum();
-        if Pattern::parse(path).is_some() && !gaps.is_empty() {
+            .find(|w| w[1].0 > w[0].0 + 1)
+            .map(|w| w[0].0 + 1);
+        if let (Some(first), Some(_)) = (first_gap, Pattern::parse(path)) {
+            let missing: u64 = files
+                .windows(2)
+                .map(|w| w[1].0.saturating_sub(w[0].0 + 1))
+                .sum();
             warnings.push(format!(
-                "the sequence has gaps ({} missing from {}, the first {}): each output frame keeps its input frame's number",
+                "the sequence has gaps ({} missing from {}, the first {first}): each output frame keeps its input frame's number",
                 missing,
                 files.len() + missing as usize,
-                gaps[0]
             ));
         }
         let info = SourceInfo {

@@ -18,28 +18,39 @@ use stylize_video::settings::{Init, StyleImage, StyleSettings};
 use stylize_video::still::{GifSettings, StillSettings};
 use stylize_video::video::{EncodeSettings, VideoSettings};
 
-/// Flags only a still image's run reads: (clap's id, as typed).
-const STILL_ONLY: &[(&str, &str)] = &[
-    ("gif", "--gif"),
-    ("gif_every", "--gif-every"),
-    ("gif_size", "--gif-size"),
-];
+/// Which runs read a flag.
+#[derive(Clone, Copy, PartialEq)]
+enum Reads {
+    /// Still images only.
+    Still,
+    /// Videos and frame sequences.
+    Moving,
+    /// Frame-sequence inputs only (a video keeps its own timing).
+    SequenceInput,
+}
 
-/// Flags only a video's or frame sequence's run reads.
-const VIDEO_ONLY: &[(&str, &str)] = &[
-    ("first_frame_iterations", "--first-frame-iterations"),
-    ("warm_start", "--warm-start"),
-    ("cut_threshold", "--cut-threshold"),
-    ("frames", "--frames"),
-    ("fps", "--fps"),
-    ("output_size", "--output-size"),
-    ("codec", "--codec"),
-    ("crf", "--crf"),
-    ("bitrate", "--bitrate"),
-    ("pix_fmt", "--pix-fmt"),
-    ("no_audio", "--no-audio"),
-    ("restart", "--restart"),
-    ("keep_frames", "--keep-frames"),
+/// The flags that some runs ignore: (clap's id, as typed, which runs read it).
+const PARTIAL_FLAGS: &[(&str, &str, Reads)] = &[
+    ("gif", "--gif", Reads::Still),
+    ("gif_every", "--gif-every", Reads::Still),
+    ("gif_size", "--gif-size", Reads::Still),
+    (
+        "first_frame_iterations",
+        "--first-frame-iterations",
+        Reads::Moving,
+    ),
+    ("warm_start", "--warm-start", Reads::Moving),
+    ("cut_threshold", "--cut-threshold", Reads::Moving),
+    ("frames", "--frames", Reads::Moving),
+    ("fps", "--fps", Reads::SequenceInput),
+    ("output_size", "--output-size", Reads::Moving),
+    ("codec", "--codec", Reads::Moving),
+    ("crf", "--crf", Reads::Moving),
+    ("bitrate", "--bitrate", Reads::Moving),
+    ("pix_fmt", "--pix-fmt", Reads::Moving),
+    ("no_audio", "--no-audio", Reads::Moving),
+    ("restart", "--restart", Reads::Moving),
+    ("keep_frames", "--keep-frames", Reads::Moving),
 ];
 
 /// Paint an image, a video or a frame sequence in the style of a painting (Gatys, Ecker and
@@ -592,42 +603,32 @@ impl Args {
     /// Refuses a flag given on the command line that this kind of run would ignore (a GIF asked
     /// of a video, a frame range asked of a still, ...), naming it.
     pub fn check_applicable(&self, matches: &ArgMatches) -> Result<()> {
-        let (ignored, which, only) = if self.is_still() {
-            (VIDEO_ONLY, "an image", "videos and frame sequences")
-        } else {
-            (STILL_ONLY, "a video or frame sequence", "still images")
-        };
-        for (id, flag) in ignored {
-            if matches.value_source(id) == Some(ValueSource::CommandLine) {
-                let value: Vec<String> = matches
-                    .get_raw(id)
-                    .into_iter()
-                    .flatten()
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .collect();
-                return Err(Error::setting(
-                    flag,
-                    value.join(" "),
-                    format!(
-                        "applies to {only} only, and '{}' is {which}: leave it out",
-                        self.input.display()
-                    ),
-                ));
-            }
-        }
+        let still = self.is_still();
         let sequence = stylize_video::io::sequence::is_sequence(&self.input);
-        if !self.is_still()
-            && !sequence
-            && matches.value_source("fps") == Some(ValueSource::CommandLine)
-        {
-            return Err(Error::setting(
-                "--fps",
-                &self.fps,
-                format!(
-                    "times a frame sequence's frames, and '{}' is a video, which keeps its own timing: leave it out",
-                    self.input.display()
+        let input = self.input.display();
+        for (id, flag, reads) in PARTIAL_FLAGS {
+            if matches.value_source(id) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let problem = match reads {
+                Reads::Still if !still => format!(
+                    "applies to still images only, and '{input}' is a video or frame sequence: leave it out"
                 ),
-            ));
+                Reads::Moving | Reads::SequenceInput if still => format!(
+                    "applies to videos and frame sequences only, and '{input}' is an image: leave it out"
+                ),
+                Reads::SequenceInput if !sequence => format!(
+                    "times a frame sequence's frames, and '{input}' is a video, which keeps its own timing: leave it out"
+                ),
+                _ => continue,
+            };
+            let value: Vec<String> = matches
+                .get_raw(id)
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            return Err(Error::setting(flag, value.join(" "), problem));
         }
         Ok(())
     }

@@ -361,10 +361,7 @@ impl VideoSink {
         match settings.bitrate {
             Some(b) => context.set_bit_rate(b as usize),
             None => {
-                if matches!(
-                    encoder_name.as_str(),
-                    "libx264" | "libx265" | "libvpx-vp9" | "libvpx" | "libaom-av1" | "libsvtav1"
-                ) {
+                if CRF_ENCODERS.iter().any(|(name, _)| *name == encoder_name) {
                     options.set("crf", &settings.crf.unwrap_or(DEFAULT_CRF).to_string());
                     if encoder_name.starts_with("libvpx") || encoder_name == "libaom-av1" {
                         options.set("b", "0");
