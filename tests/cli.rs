@@ -14,6 +14,13 @@ fn stylize() -> Command {
     Command::cargo_bin("stylize-video").unwrap()
 }
 
+/// The binary on the Big Buck Bunny frame with Van Gogh's painting.
+fn on_frame() -> Command {
+    let mut c = stylize();
+    c.arg(frame()).arg("--style").arg(van_gogh());
+    c
+}
+
 fn report(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -69,10 +76,7 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
         dir.path().join("anim.gif"),
         dir.path().join("report.json"),
     );
-    let assert = stylize()
-        .arg(frame())
-        .arg("--style")
-        .arg(van_gogh())
+    let assert = on_frame()
         .args(["--size", "64", "--iterations", "200", "--init", "noise"])
         .args(["--gif-every", "20"])
         .arg("-o")
@@ -180,10 +184,7 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
 fn the_gif_interval_and_size_cap_are_chosen_sensibly() {
     let dir = tempfile::tempdir().unwrap();
     let gif = dir.path().join("a.gif");
-    stylize()
-        .arg(frame())
-        .arg("--style")
-        .arg(van_gogh())
+    on_frame()
         .args(["--size", "96", "--iterations", "120", "--gif-size", "48"])
         .arg("-o")
         .arg(dir.path().join("a.png"))
@@ -202,10 +203,7 @@ fn a_seed_reproduces_the_same_image() {
     let dir = tempfile::tempdir().unwrap();
     let render = |seed: &str, name: &str| {
         let out = dir.path().join(name);
-        stylize()
-            .arg(frame())
-            .arg("--style")
-            .arg(van_gogh())
+        on_frame()
             .args(["--size", "48", "--iterations", "15", "--init", "noise"])
             .args(["--seed", seed])
             .arg("-o")
@@ -227,10 +225,7 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
     let (out, json) = (dir.path().join("start.png"), dir.path().join("r.json"));
     // One zero-iteration run with `flags`: its log and its report.
     let start = |flags: &[&str]| {
-        let run = stylize()
-            .arg(frame())
-            .arg("--style")
-            .arg(van_gogh())
+        let run = on_frame()
             .args(["--size", "64", "--iterations", "0", "--overwrite"])
             .args(flags)
             .arg("-o")
@@ -327,10 +322,7 @@ fn preserve_colors_keeps_the_content_hue() {
     let dir = tempfile::tempdir().unwrap();
     let render = |extra: &[&str], name: &str| {
         let out = dir.path().join(name);
-        stylize()
-            .arg(frame())
-            .arg("--style")
-            .arg(van_gogh())
+        on_frame()
             .args(["--size", "64", "--iterations", "40"])
             .args(extra)
             .arg("-o")
@@ -607,10 +599,7 @@ fn the_start_can_be_any_image_or_a_mix_with_noise() {
     let dir = tempfile::tempdir().unwrap();
     let start = |extra: &[&str], name: &str| {
         let out = dir.path().join(name);
-        stylize()
-            .arg(frame())
-            .arg("--style")
-            .arg(van_gogh())
+        on_frame()
             .args(["--size", "64", "--iterations", "0"])
             .args(extra)
             .arg("-o")
@@ -677,25 +666,9 @@ fn ctrl_c_stops_a_still_and_writes_nothing() {
     // optimisation to have started on a fast machine; on a slow one the stop is seen at its
     // first iteration.
     std::thread::sleep(std::time::Duration::from_secs(3));
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
     // It stops within an iteration or two, not at the end of the run.
-    let asked = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if asked.elapsed() > std::time::Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("still running 60 s after Ctrl-C");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let mut log = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
-    assert_eq!(status.code(), Some(130), "{log}");
+    let (code, log) = ctrl_c(&mut child);
+    assert_eq!(code, Some(130), "{log}");
     assert!(
         log.contains("stopped at iteration") && log.contains("of 100000; nothing was written"),
         "{log}"
@@ -715,10 +688,7 @@ fn a_still_can_be_written_with_16_bits() {
     let deep = dir.path().join("deep.png");
     let shallow = dir.path().join("shallow.png");
     for (out, depth) in [(&deep, "16"), (&shallow, "8")] {
-        stylize()
-            .arg(frame())
-            .arg("--style")
-            .arg(van_gogh())
+        on_frame()
             .args(["--size", "48", "--iterations", "5", "--seed", "1"])
             .args(["--bit-depth", depth])
             .arg("-o")

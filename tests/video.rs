@@ -604,23 +604,37 @@ fn a_damaged_clip_gives_what_can_be_decoded_and_reports_the_damage() {
     }
 }
 
+/// PNG files in `dir` (0 when it does not exist): the kept frames.
+fn kept_pngs(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "png")
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The binary's standard error, once it has failed with exit status 1.
+fn failure_log(c: &mut Command) -> String {
+    stderr_of(c.assert().failure().code(1).get_output())
+}
+
+/// The binary's standard error, once it has succeeded.
+fn success_log(c: &mut Command) -> String {
+    stderr_of(c.assert().success().get_output())
+}
+
 /// Waits until `dir` holds at least `n` kept frames.
 fn wait_for_frames(dir: &Path, n: usize, limit: Duration) {
     let start = Instant::now();
     loop {
-        let count = std::fs::read_dir(dir)
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .unwrap()
-                        .file_name()
-                        .to_string_lossy()
-                        .ends_with(".png")
-                })
-                .count()
-            })
-            .unwrap_or(0);
-        if count >= n {
+        if kept_pngs(dir) >= n {
             return;
         }
         assert!(start.elapsed() < limit, "no {n} kept frames in {limit:?}");
@@ -663,16 +677,7 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!out.exists(), "no output before the end");
-    let settled = std::fs::read_dir(&kept)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "png")
-        })
-        .count();
+    let settled = kept_pngs(&kept);
     assert!(settled < 30);
 
     // Ctrl-C: stops after the frame in flight, says how to resume, exit status 130.
@@ -682,14 +687,8 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
         .spawn()
         .unwrap();
     wait_for_frames(&kept, settled + 3, Duration::from_secs(120));
-    Process::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    let mut log = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
-    assert_eq!(status.code(), Some(130), "{log}");
+    let (code, log) = ctrl_c(&mut child);
+    assert_eq!(code, Some(130), "{log}");
     assert!(
         log.contains("resuming") && log.contains("run the same command again"),
         "{log}"
@@ -719,16 +718,7 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     );
 
     // The same command: resumes, finishes, and stylises only the frames that were missing.
-    let before = std::fs::read_dir(&kept)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "png")
-        })
-        .count();
+    let before = kept_pngs(&kept);
     let done = Command::new(&binary)
         .args(args(&[]))
         .assert()
@@ -833,13 +823,7 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     };
 
     // Each output frame carries its plate's number, across the gap; the log says so.
-    let log = stderr_of(
-        &run("a_%04d.png", "2")
-            .assert()
-            .success()
-            .get_output()
-            .clone(),
-    );
+    let log = success_log(&mut run("a_%04d.png", "2"));
     assert!(
         log.contains("gaps (1 missing from 4, the first 1003)")
             && log.contains("keeps its input frame's number"),
@@ -860,29 +844,10 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     for number in [1001, 1002, 1004] {
         assert!(out.join(format!("b_{number}.png")).is_file(), "{number}");
     }
-    let kept = |name: &str| {
-        std::fs::read_dir(out.join(name))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "png")
-            })
-            .count()
-    };
-    assert_eq!(kept(".a_%04d.png.frames"), 3);
-    assert_eq!(kept(".b_%04d.png.frames"), 3);
+    assert_eq!(kept_pngs(&out.join(".a_%04d.png.frames")), 3);
+    assert_eq!(kept_pngs(&out.join(".b_%04d.png.frames")), 3);
     // ...and the first one's frames still resume its own run.
-    let log = stderr_of(
-        &run("a_%04d.png", "2")
-            .arg("--overwrite")
-            .assert()
-            .success()
-            .get_output()
-            .clone(),
-    );
+    let log = success_log(run("a_%04d.png", "2").arg("--overwrite"));
     assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
 
     // However the output is written, it never lands on the input's frames, even with
@@ -893,15 +858,7 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
         "plates/%4d.png",
         "out/../plates/%04d.png",
     ] {
-        let log = stderr_of(
-            &quick(&plates.join("%04d.png"), &d.join(output))
-                .arg("--overwrite")
-                .assert()
-                .failure()
-                .code(1)
-                .get_output()
-                .clone(),
-        );
+        let log = failure_log(quick(&plates.join("%04d.png"), &d.join(output)).arg("--overwrite"));
         assert!(
             log.contains("would write over the input's frame") || log.contains("is the input"),
             "{output}: {log}"
@@ -931,14 +888,10 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     std::fs::create_dir(&twin).unwrap();
     std::fs::copy(plates.join("1001.png"), twin.join("1001.png")).unwrap();
     std::fs::copy(plates.join("1002.png"), twin.join("01001.png")).unwrap();
-    let log = stderr_of(
-        &quick(&twin.join("%04d.png"), &d.join("twin-out/%04d.png"))
-            .assert()
-            .failure()
-            .code(1)
-            .get_output()
-            .clone(),
-    );
+    let log = failure_log(&mut quick(
+        &twin.join("%04d.png"),
+        &d.join("twin-out/%04d.png"),
+    ));
     assert!(
         log.contains("1001.png' and '") && log.contains("are both frame 1001"),
         "{log}"
@@ -950,14 +903,7 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
         out.join(".stylize-video-frames"),
     )
     .unwrap();
-    let log = stderr_of(
-        &run("a_%04d.png", "2")
-            .arg("--overwrite")
-            .assert()
-            .success()
-            .get_output()
-            .clone(),
-    );
+    let log = success_log(run("a_%04d.png", "2").arg("--overwrite"));
     assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
     assert!(!out.join(".stylize-video-frames").exists());
 
@@ -985,28 +931,17 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
 fn flags_a_run_would_ignore_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let gif = dir.path().join("steps.gif");
-    let log = stderr_of(
-        &quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
             .arg("--gif")
-            .arg(&gif)
-            .assert()
-            .failure()
-            .code(1)
-            .get_output()
-            .clone(),
+            .arg(&gif),
     );
     assert!(
         log.contains("--gif = ") && log.contains("applies to still images only"),
         "{log}"
     );
-    let log = stderr_of(
-        &quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
-            .args(["--fps", "30"])
-            .assert()
-            .failure()
-            .code(1)
-            .get_output()
-            .clone(),
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4")).args(["--fps", "30"]),
     );
     assert!(
         log.contains("--fps = 30") && log.contains("keeps its own timing"),
@@ -1027,15 +962,8 @@ fn flags_a_run_would_ignore_are_refused() {
             "no constant-quality setting",
         ),
     ] {
-        let log = stderr_of(
-            &quick(&clip("carphone_pristine.mp4"), &dir.path().join(name))
-                .args(extra)
-                .assert()
-                .failure()
-                .code(1)
-                .get_output()
-                .clone(),
-        );
+        let log =
+            failure_log(quick(&clip("carphone_pristine.mp4"), &dir.path().join(name)).args(extra));
         assert!(log.contains("--crf = ") && log.contains(problem), "{log}");
     }
     let still = dir.path().join("s.png");
@@ -1052,7 +980,7 @@ fn flags_a_run_would_ignore_are_refused() {
             .args(extra)
             .arg("-o")
             .arg(&still);
-        let log = stderr_of(&c.assert().failure().code(1).get_output().clone());
+        let log = failure_log(&mut c);
         assert!(
             log.contains(&format!("{} = ", extra[0]))
                 && log.contains("applies to videos and frame sequences only"),

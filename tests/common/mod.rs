@@ -58,3 +58,27 @@ pub fn clip_frames(name: &str, edge: u32, count: Option<usize>) -> Vec<Tensor> {
 pub fn tensor(path: &Path, edge: u32) -> Tensor {
     to_network(&picture(path, edge), Device::Cpu)
 }
+
+/// Sends Ctrl-C (SIGINT) to `child` and waits for it to end, at most 60 s (then kills it and
+/// fails): its exit code and what it wrote to its standard error (which must be piped).
+pub fn ctrl_c(child: &mut std::process::Child) -> (Option<i32>, String) {
+    use std::time::{Duration, Instant};
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if asked.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("still running 60 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    (status.code(), log)
+}
