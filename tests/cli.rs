@@ -712,3 +712,63 @@ fn a_still_can_be_written_with_16_bits() {
     // Finer steps than 8 bits hold: some values fall between two 8-bit levels.
     assert!(d.as_raw().iter().any(|v| v % 257 != 0));
 }
+
+#[test]
+fn settings_without_effect_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    for (extra, output, expected) in [
+        (
+            &["--gif-size", "64"][..],
+            "out.png",
+            "has no effect without --gif",
+        ),
+        (
+            &["--gif-every", "5"],
+            "out.png",
+            "has no effect without --gif",
+        ),
+        (
+            &["--patience", "9"],
+            "out.png",
+            "has no effect without --tolerance",
+        ),
+        (
+            &["--optimizer", "adam", "--lbfgs-history", "20"],
+            "out.png",
+            "applies to --optimizer lbfgs only",
+        ),
+        (
+            &["--bit-depth", "16"],
+            "out.jpg",
+            "only PNG and TIFF files take 16 bits, and the output is",
+        ),
+    ] {
+        let output = dir.path().join(output);
+        let assert = on_frame()
+            .args(["--size", "32", "--iterations", "1"])
+            .args(extra)
+            .arg("-o")
+            .arg(&output)
+            .assert()
+            .failure()
+            .code(1);
+        let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        let flag = extra.iter().rev().nth(1).unwrap();
+        assert!(
+            log.contains(&format!("{flag} = ")) && log.contains(expected),
+            "{extra:?}: {log}"
+        );
+        assert!(!output.exists());
+    }
+    // What they need given, they are taken.
+    on_frame()
+        .args(["--size", "32", "--iterations", "3"])
+        .args(["--tolerance", "1e-3", "--patience", "2"])
+        .args(["--optimizer", "adam"])
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(out.exists());
+}

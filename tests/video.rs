@@ -966,6 +966,25 @@ fn flags_a_run_would_ignore_are_refused() {
             failure_log(quick(&clip("carphone_pristine.mp4"), &dir.path().join(name)).args(extra));
         assert!(log.contains("--crf = ") && log.contains(problem), "{log}");
     }
+    // Encoder settings for a sequence written as image files; 16 bits asked of a video.
+    let frames = dir.path().join("f_%04d.png");
+    for extra in [&["--codec", "ffv1"][..], &["--crf", "20"], &["--no-audio"]] {
+        let log = failure_log(quick(&clip("carphone_pristine.mp4"), &frames).args(extra));
+        assert!(
+            log.contains(&format!("{} = ", extra[0]))
+                && log.contains("sets the video encoder")
+                && log.contains("f_%04d.png' is a frame sequence"),
+            "{log}"
+        );
+    }
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
+            .args(["--bit-depth", "16"]),
+    );
+    assert!(
+        log.contains("--bit-depth = 16") && log.contains("only PNG and TIFF files take 16 bits"),
+        "{log}"
+    );
     let still = dir.path().join("s.png");
     for extra in [
         &["--frames", "0:3"][..],

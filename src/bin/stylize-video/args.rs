@@ -27,13 +27,26 @@ enum Reads {
     Moving,
     /// Frame-sequence inputs only (a video keeps its own timing).
     SequenceInput,
+    /// Runs whose output is a video file (the encoder's settings).
+    VideoOutput,
+    /// Runs that also give this other flag (clap's id, as typed).
+    With(&'static str, &'static str),
+    /// Runs that optimise with L-BFGS.
+    Lbfgs,
 }
 
 /// The flags that some runs ignore: (clap's id, as typed, which runs read it).
 const PARTIAL_FLAGS: &[(&str, &str, Reads)] = &[
     ("gif", "--gif", Reads::Still),
-    ("gif_every", "--gif-every", Reads::Still),
-    ("gif_size", "--gif-size", Reads::Still),
+    ("gif_every", "--gif-every", Reads::With("gif", "--gif")),
+    ("gif_size", "--gif-size", Reads::With("gif", "--gif")),
+    (
+        "patience",
+        "--patience",
+        Reads::With("tolerance", "--tolerance"),
+    ),
+    ("lbfgs_history", "--lbfgs-history", Reads::Lbfgs),
+    ("line_search", "--line-search", Reads::Lbfgs),
     (
         "first_frame_iterations",
         "--first-frame-iterations",
@@ -44,11 +57,11 @@ const PARTIAL_FLAGS: &[(&str, &str, Reads)] = &[
     ("frames", "--frames", Reads::Moving),
     ("fps", "--fps", Reads::SequenceInput),
     ("output_size", "--output-size", Reads::Moving),
-    ("codec", "--codec", Reads::Moving),
-    ("crf", "--crf", Reads::Moving),
-    ("bitrate", "--bitrate", Reads::Moving),
-    ("pix_fmt", "--pix-fmt", Reads::Moving),
-    ("no_audio", "--no-audio", Reads::Moving),
+    ("codec", "--codec", Reads::VideoOutput),
+    ("crf", "--crf", Reads::VideoOutput),
+    ("bitrate", "--bitrate", Reads::VideoOutput),
+    ("pix_fmt", "--pix-fmt", Reads::VideoOutput),
+    ("no_audio", "--no-audio", Reads::VideoOutput),
     ("restart", "--restart", Reads::Moving),
     ("keep_frames", "--keep-frames", Reads::Moving),
 ];
@@ -409,6 +422,16 @@ fn parse_weight(flag: &str, text: &str) -> Result<f64> {
         .map_err(|_| Error::setting(flag, text, "not a number"))
 }
 
+/// Whether an output written as image files (not a video) takes 16 bits per channel: PNG and
+/// TIFF do.
+fn takes_sixteen_bits(output: &Path, video_output: bool) -> bool {
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    !video_output && ["png", "tif", "tiff"].contains(&ext.as_str())
+}
+
 /// The default output: `photo.jpg` → `photo.stylized.jpg` beside it (PNG for formats not
 /// written).
 pub fn default_output(input: &Path) -> PathBuf {
@@ -559,10 +582,7 @@ impl Args {
     pub fn video(&self) -> Result<VideoSettings> {
         Ok(VideoSettings {
             input: self.input.clone(),
-            output: self
-                .output
-                .clone()
-                .unwrap_or_else(|| stylize_video::video::default_output(&self.input)),
+            output: self.output_path(false),
             style: self.style(self.iterations.unwrap_or(WARM_ITERATIONS))?,
             first_frame_iterations: self.first_frame_iterations,
             warm_start: match self.warm_start {
@@ -601,25 +621,40 @@ impl Args {
     }
 
     /// Refuses a flag given on the command line that this kind of run would ignore (a GIF asked
-    /// of a video, a frame range asked of a still, ...), naming it.
+    /// of a video, a frame range asked of a still, an encoder setting for a frame sequence,
+    /// 16 bits for a JPEG, ...), naming it.
     pub fn check_applicable(&self, matches: &ArgMatches) -> Result<()> {
         let still = self.is_still();
         let sequence = stylize_video::io::sequence::is_sequence(&self.input);
         let input = self.input.display();
+        let output = self.output_path(still);
+        let video_output = !still && !stylize_video::video::is_sequence_output(&output);
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
         for (id, flag, reads) in PARTIAL_FLAGS {
-            if matches.value_source(id) != Some(ValueSource::CommandLine) {
+            if !given(id) {
                 continue;
             }
             let problem = match reads {
                 Reads::Still if !still => format!(
                     "applies to still images only, and '{input}' is a video or frame sequence: leave it out"
                 ),
-                Reads::Moving | Reads::SequenceInput if still => format!(
+                Reads::Moving | Reads::SequenceInput | Reads::VideoOutput if still => format!(
                     "applies to videos and frame sequences only, and '{input}' is an image: leave it out"
                 ),
                 Reads::SequenceInput if !sequence => format!(
                     "times a frame sequence's frames, and '{input}' is a video, which keeps its own timing: leave it out"
                 ),
+                Reads::VideoOutput if !video_output => format!(
+                    "sets the video encoder, and the output '{}' is a frame sequence, written as image files: leave it out",
+                    output.display()
+                ),
+                Reads::With(other, other_flag) if !given(other) => {
+                    format!("has no effect without {other_flag}: add {other_flag} or leave it out")
+                }
+                Reads::Lbfgs if matches!(self.optimizer, OptimizerArg::Adam) => {
+                    "applies to --optimizer lbfgs only, and this run uses adam: leave it out"
+                        .to_string()
+                }
                 _ => continue,
             };
             let value: Vec<String> = matches
@@ -630,7 +665,26 @@ impl Args {
                 .collect();
             return Err(Error::setting(flag, value.join(" "), problem));
         }
+        if self.bit_depth == 16 && !takes_sixteen_bits(&output, video_output) {
+            return Err(Error::setting(
+                "--bit-depth",
+                self.bit_depth,
+                format!(
+                    "only PNG and TIFF files take 16 bits, and the output is '{}': write .png or .tif, or leave it out",
+                    output.display()
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// Where the run writes: `--output`, or the default for the input.
+    fn output_path(&self, still: bool) -> PathBuf {
+        match &self.output {
+            Some(path) => path.clone(),
+            None if still => default_output(&self.input),
+            None => stylize_video::video::default_output(&self.input),
+        }
     }
 
     /// Whether the run is a still image (else a video or a frame sequence).
@@ -642,10 +696,7 @@ impl Args {
     pub fn still(&self) -> Result<StillSettings> {
         Ok(StillSettings {
             content: self.input.clone(),
-            output: self
-                .output
-                .clone()
-                .unwrap_or_else(|| default_output(&self.input)),
+            output: self.output_path(true),
             gif: self.gif.as_ref().map(|path| GifSettings {
                 path: path.clone(),
                 every: self.gif_every,
