@@ -747,6 +747,49 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     );
 }
 
+/// Files in `dir` written under a temporary name (`.NAME.partial-PID...`).
+fn partials(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".partial-"))
+        .collect()
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_leaving_no_half_written_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quit.mp4");
+    let kept = dir.path().join("quit.mp4.frames");
+    let mut child = Process::new(assert_cmd::cargo::cargo_bin("stylize-video"))
+        .arg(clip("carphone_pristine.mp4"))
+        .arg("--style")
+        .arg(van_gogh())
+        // Iterations of a second or so: the second Ctrl-C comes while the first waits for one.
+        .args(["--size", "320", "--first-frame-iterations", "1"])
+        .args(["--iterations", "400", "--frames", ":30", "-o"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A frame is finished and the video is being written.
+    wait_for_frames(&kept, 1, Duration::from_secs(120));
+    let start = Instant::now();
+    while partials(dir.path()).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no video being written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, log) = interrupt(&mut child, 2);
+    assert_eq!(code, Some(130), "{log}");
+    assert!(log.contains("stopped at once"), "{log}");
+    assert_eq!(partials(dir.path()), Vec::<String>::new());
+    assert!(!out.exists());
+    assert!(kept_pngs(&kept) >= 1, "the finished frames are kept");
+}
+
 #[test]
 fn warm_frames_reach_a_cold_frames_loss_in_fewer_iterations() {
     use std::ops::ControlFlow;

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 
@@ -16,10 +17,47 @@ pub fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
 
+/// The temporary files being written now, for [`remove_in_progress`].
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn in_progress() -> MutexGuard<'static, Vec<PathBuf>> {
+    IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A temporary file being written: listed while this lives, so that a process that must exit
+/// at once (a second Ctrl-C) can remove it with [`remove_in_progress`].
+pub struct InProgress(PathBuf);
+
+impl InProgress {
+    /// Lists `path` as being written.
+    pub fn new(path: PathBuf) -> Self {
+        in_progress().push(path.clone());
+        Self(path)
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let mut list = in_progress();
+        if let Some(i) = list.iter().position(|p| p == &self.0) {
+            list.swap_remove(i);
+        }
+    }
+}
+
+/// Removes every temporary file this process is writing: for a process about to exit without
+/// unwinding, which would otherwise leave them behind.
+pub fn remove_in_progress() {
+    for path in in_progress().drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Writes `path` through `fill`, which gets the temporary file; on success the file is synced
 /// and renamed to `path`, on failure it is removed.
 pub fn write(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
     let tmp = temporary_path(path);
+    let _listed = InProgress::new(tmp.clone());
     let result = File::create(&tmp)
         .and_then(|mut f| {
             fill(&mut f)?;

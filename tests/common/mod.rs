@@ -62,9 +62,15 @@ pub fn tensor(path: &Path, edge: u32) -> Tensor {
 /// Sends Ctrl-C (SIGINT) to `child` and waits for it to end, at most 60 s (then kills it and
 /// fails): its exit code and what it wrote to its standard error (which must be piped).
 pub fn ctrl_c(child: &mut std::process::Child) -> (Option<i32>, String) {
+    interrupt(child, 1)
+}
+
+/// [`ctrl_c`] pressed `times` times, 0.1 s apart (signals sent closer may merge into one).
+pub fn interrupt(child: &mut std::process::Child, times: usize) -> (Option<i32>, String) {
     use std::time::{Duration, Instant};
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    let kill = vec![format!("kill -INT {}", child.id()); times].join("; sleep 0.1; ");
+    std::process::Command::new("sh")
+        .args(["-c", &kill])
         .status()
         .unwrap();
     let asked = Instant::now();

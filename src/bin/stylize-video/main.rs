@@ -18,16 +18,26 @@ static STOP: AtomicBool = AtomicBool::new(false);
 fn main() -> ExitCode {
     let matches = args::Args::command().get_matches();
     let args = args::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let _ = ctrlc::set_handler(|| {
+    let is_still = args.is_still();
+    let _ = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave at once.
-            std::process::exit(130);
+            // A second Ctrl-C: leave at once, without the files half written.
+            stylize_video::io::atomic::remove_in_progress();
+            if is_still {
+                eprintln!("\nstylize-video: stopped at once; nothing written");
+            } else {
+                eprintln!("\nstylize-video: stopped at once; the finished frames are kept for the next run");
+            }
+            // Not std::process::exit: its exit handlers would tear down libtorch's and ffmpeg's
+            // state under the threads still using it (a segmentation fault).
+            // SAFETY: _exit ends the process at once and touches no Rust state.
+            unsafe { libc::_exit(130) };
         }
         eprintln!("\nstylize-video: stopping (Ctrl-C again to quit now)");
     });
     let result = if let Err(e) = args.check_applicable(&matches) {
         Err(e)
-    } else if args.is_still() {
+    } else if is_still {
         still(&args)
     } else {
         video(&args)

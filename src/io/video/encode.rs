@@ -14,6 +14,7 @@ use super::audio::{query, Sound};
 use super::{init, rational, set_colorspace, space_of, sws_matrix, video_error};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, SourceInfo};
+use crate::io::atomic::InProgress;
 pub use crate::video::EncodeSettings;
 
 /// Default constant rate factor.
@@ -208,6 +209,8 @@ pub struct VideoSink {
     frames: usize,
     /// Set once the file is complete and renamed; until then dropping the sink removes it.
     finished: bool,
+    /// Lists the temporary file for removal if the process must exit at once.
+    _listed: InProgress,
 }
 
 /// Removes temporary files of earlier runs to the same output that were killed outright (a
@@ -293,6 +296,7 @@ impl VideoSink {
         init();
         let container = container(path)?;
         let temporary = temporary_path(path);
+        let listed = InProgress::new(temporary.clone());
         let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
         let mut output = format::output_as(&temporary, container)
             .map_err(|e| fail("cannot create the output", e))?;
@@ -436,6 +440,7 @@ impl VideoSink {
                 whole,
                 frames: 0,
                 finished: false,
+                _listed: listed,
             },
             plan,
         ))
