@@ -13,6 +13,8 @@ use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 
 const SETTINGS_FILE: &str = "settings.json";
+/// The first bytes of a kept start (see [`KeptFrames::save_start`]).
+const START_MAGIC: &[u8] = b"stylize-video start 1\n";
 
 /// The kept frames of one output.
 #[derive(Clone, Debug)]
@@ -97,14 +99,72 @@ impl KeptFrames {
             .unwrap_or(0)
     }
 
-    /// Keeps the `index`-th frame (renamed into place when complete).
+    /// Keeps the `index`-th frame (renamed into place when complete); the previous frame's
+    /// start is no longer needed then.
     pub fn save(&self, index: usize, image: &Rgb32FImage) -> Result<()> {
-        picture::save_with_depth(image, &self.path(index), BitDepth::Sixteen)
+        picture::save_with_depth(image, &self.path(index), BitDepth::Sixteen)?;
+        if index > 0 {
+            let _ = std::fs::remove_file(self.start_path(index - 1));
+        }
+        Ok(())
     }
 
     /// The `index`-th kept frame.
     pub fn load(&self, index: usize) -> Result<Rgb32FImage> {
         picture::load(&self.path(index))
+    }
+
+    /// Keeps the optimiser's own image of the `index`-th frame (`values`: the network's input,
+    /// 3 planes of `width` x `height`, unclipped and at full precision), where the next frame
+    /// starts: a resumed run then starts it from exactly where an unbroken run would have, not
+    /// from the clipped 16-bit picture. Keep it before the frame itself.
+    pub fn save_start(&self, index: usize, width: u32, height: u32, values: &[f32]) -> Result<()> {
+        assert_eq!(values.len(), 3 * width as usize * height as usize);
+        atomic::write(&self.start_path(index), |f| {
+            let mut out = std::io::BufWriter::new(f);
+            out.write_all(START_MAGIC)?;
+            out.write_all(&width.to_le_bytes())?;
+            out.write_all(&height.to_le_bytes())?;
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            out.write_all(&bytes)?;
+            out.flush()
+        })
+    }
+
+    /// What [`KeptFrames::save_start`] kept for the `index`-th frame, if it is there, whole,
+    /// and of this size (else the frame's picture is the start).
+    pub fn load_start(&self, index: usize, width: u32, height: u32) -> Option<Vec<f32>> {
+        let bytes = std::fs::read(self.start_path(index)).ok()?;
+        let header = START_MAGIC.len() + 8;
+        let count = 3 * width as usize * height as usize;
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        if bytes.len() != header + 4 * count
+            || !bytes.starts_with(START_MAGIC)
+            || word(START_MAGIC.len()) != width
+            || word(START_MAGIC.len() + 4) != height
+        {
+            return None;
+        }
+        let values: Vec<f32> = bytes[header..]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        values.iter().all(|v| v.is_finite()).then_some(values)
+    }
+
+    /// Removes the starts kept for resuming (when the output is complete and the frames stay).
+    pub fn remove_starts(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if entry.path().extension().is_some_and(|x| x == "start") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    fn start_path(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("{index:06}.start"))
     }
 
     /// Removes the folder if it holds no frame (a run that failed before its first frame).
@@ -165,5 +225,30 @@ mod tests {
         std::fs::write(kept.path(0), b"a frame").unwrap();
         let (_, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
         assert_eq!(already, 1);
+    }
+
+    #[test]
+    fn a_kept_start_reads_back_exactly_and_only_when_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out.mp4.frames");
+        let (kept, _) = KeptFrames::open(&folder, &serde_json::json!({}), false).unwrap();
+        // Values a 16-bit picture cannot hold: outside 0..255 and between its steps.
+        let values: Vec<f32> = (0..3 * 4 * 2).map(|i| i as f32 * 37.3 - 300.0).collect();
+        kept.save_start(5, 4, 2, &values).unwrap();
+        assert_eq!(kept.load_start(5, 4, 2), Some(values.clone()));
+        assert_eq!(kept.load_start(5, 2, 4), None, "another size");
+        assert_eq!(kept.load_start(4, 4, 2), None, "another frame");
+        // Kept frame 6 makes frame 5's start useless.
+        let picture = Rgb32FImage::new(4, 2);
+        kept.save(6, &picture).unwrap();
+        assert_eq!(kept.load_start(5, 4, 2), None);
+        // A damaged file is not used.
+        kept.save_start(6, 4, 2, &values).unwrap();
+        let path = kept.start_path(6);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(kept.load_start(6, 4, 2), None);
+        kept.remove_starts();
+        assert!(!path.exists() && kept.path(6).exists());
     }
 }

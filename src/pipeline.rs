@@ -149,11 +149,11 @@ enum Decoded {
 }
 
 enum Styled {
-    /// A finished frame; `keep` carries the raw result to keep, when it is new.
+    /// A finished frame; `keep` carries the result to keep, when it is new.
     Frame {
         frame: Frame,
         position: usize,
-        keep: Option<Rgb32FImage>,
+        keep: Option<Keep>,
     },
     /// Stop without completing the output.
     Abort,
@@ -291,6 +291,13 @@ where
     let _ = tx.send(Decoded::End);
 }
 
+/// A new frame to keep: its picture, and the optimiser's own image, where the next frame starts
+/// (the network's input as it lies in memory: 3 planes, unclipped).
+struct Keep {
+    picture: Rgb32FImage,
+    start: Vec<f32>,
+}
+
 /// The encoding thread: keeps new frames, writes every frame to the sink, completes it.
 fn encode<K>(
     open_sink: K,
@@ -311,8 +318,10 @@ where
                 position,
                 keep,
             } => {
-                if let (Some(image), Some(kept)) = (keep, &kept) {
-                    kept.save(position, &image)?;
+                if let (Some(keep), Some(kept)) = (keep, &kept) {
+                    let (w, h) = keep.picture.dimensions();
+                    kept.save_start(position, w, h, &keep.start)?;
+                    kept.save(position, &keep.picture)?;
                 }
                 if sink.is_none() {
                     let open = open_sink.take().expect("opened once");
@@ -384,9 +393,17 @@ fn stylize_all(
                     "a kept frame has another size than the processing size",
                 ));
             }
-            // The next frame starts from here.
+            // The next frame starts from here: from the optimiser's own image where it was kept,
+            // as in a run never stopped.
             if position + 1 == already {
-                previous = Some((to_network(&raw, device), to_network(&content_image, device)));
+                let (w, h) = raw.dimensions();
+                let start = match kept.load_start(position, w, h) {
+                    Some(values) => Tensor::from_slice(&values)
+                        .view([1, 3, i64::from(h), i64::from(w)])
+                        .to_device(device),
+                    None => to_network(&raw, device),
+                };
+                previous = Some((start, to_network(&content_image, device)));
             }
             outcome.resumed += 1;
             (raw, None, None)
@@ -479,9 +496,19 @@ fn stylize_all(
                 outcome.warnings.push(w);
             }
             loss_so_far = result.best.total;
-            let raw = from_network(&result.image)?;
+            let host = result
+                .image
+                .detach()
+                .to_device(tch::Device::Cpu)
+                .to_kind(tch::Kind::Float)
+                .contiguous();
+            let raw = from_network(&host)?;
+            let keep = Keep {
+                picture: raw.clone(),
+                start: Vec::<f32>::try_from(host.view([-1]))?,
+            };
             previous = Some((result.image.shallow_clone(), content));
-            (raw.clone(), Some(raw), Some((result, seconds, start)))
+            (raw, Some(keep), Some((result, seconds, start)))
         };
         let shown = if job.style.preserve_colors {
             preprocess::preserve_colors(&raw, &content_image)

@@ -498,7 +498,9 @@ pub fn stylize_video(
         }
         return Err(e);
     }
-    if !settings.keep_frames {
+    if settings.keep_frames {
+        kept.remove_starts();
+    } else {
         kept.remove()?;
     }
     if let Some(path) = &settings.report {

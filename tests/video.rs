@@ -747,6 +747,81 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     );
 }
 
+#[test]
+fn a_resumed_run_paints_the_same_frames_as_an_unbroken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("stylize-video");
+    let args = |name: &str| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            clip("carphone_pristine.mp4").display().to_string(),
+            "--style".into(),
+            van_gogh().display().to_string(),
+        ];
+        v.extend(
+            [
+                "--size",
+                "64",
+                "--first-frame-iterations",
+                "20",
+                "--iterations",
+                "10",
+                "--frames",
+                ":16",
+                "--keep-frames",
+                "-o",
+            ]
+            .map(String::from),
+        );
+        v.push(dir.path().join(name).display().to_string());
+        v
+    };
+    Command::new(&binary)
+        .args(args("unbroken.mp4"))
+        .assert()
+        .success();
+    let unbroken = dir.path().join("unbroken.mp4.frames");
+    assert_eq!(kept_pngs(&unbroken), 16);
+
+    // Killed outright after a few frames, then run again.
+    let broken = dir.path().join("broken.mp4.frames");
+    let mut child = Process::new(&binary)
+        .args(args("broken.mp4"))
+        .spawn()
+        .unwrap();
+    wait_for_frames(&broken, 4, Duration::from_secs(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let settled = kept_pngs(&broken);
+    assert!(settled < 16, "killed before the end");
+    let log = success_log(Command::new(&binary).args(args("broken.mp4")));
+    assert!(
+        log.contains(&format!("resuming: {settled} finished frame(s)")),
+        "{log}"
+    );
+
+    // Every frame after the break, started from the optimiser's own image as kept, is the
+    // unbroken run's to the bit.
+    for i in 0..16 {
+        let name = format!("{i:06}.png");
+        let a = image::open(unbroken.join(&name)).unwrap().to_rgb16();
+        let b = image::open(broken.join(&name)).unwrap().to_rgb16();
+        assert!(
+            a == b,
+            "frame {i} differs after a resume at frame {settled}"
+        );
+    }
+    // Only the frames stay once the output is complete.
+    for kept in [&unbroken, &broken] {
+        for entry in std::fs::read_dir(kept).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                name.ends_with(".png") || name == "settings.json",
+                "{name} left in {kept:?}"
+            );
+        }
+    }
+}
+
 /// Files in `dir` written under a temporary name (`.NAME.partial-PID...`).
 fn partials(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
