@@ -648,26 +648,26 @@ fn ctrl_c_stops_a_still_and_writes_nothing() {
     std::fs::write(&out, b"precious").unwrap();
     let gif = dir.path().join("steps.gif");
     let json = dir.path().join("run.json");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stylize-video"))
-        .arg(frame())
-        .arg("--style")
-        .arg(van_gogh())
-        .args(["--size", "64", "--iterations", "100000", "--overwrite"])
-        .arg("-o")
-        .arg(&out)
-        .arg("--gif")
-        .arg(&gif)
-        .arg("--report")
-        .arg(&json)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Long enough for the handler to be set (the first thing the binary does), and for the
-    // optimisation to have started on a fast machine; on a slow one the stop is seen at its
-    // first iteration.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut run = Watched::spawn(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("stylize-video"))
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "64", "--iterations", "100000", "--overwrite"])
+            .arg("-o")
+            .arg(&out)
+            .arg("--gif")
+            .arg(&gif)
+            .arg("--report")
+            .arg(&json),
+    );
+    // The handler is set before this line; the optimisation starts after it.
+    run.wait_for(
+        " with 1 painting(s) on ",
+        std::time::Duration::from_secs(120),
+    );
     // It stops within an iteration or two, not at the end of the run.
-    let (code, log) = ctrl_c(&mut child);
+    let (code, log) = run.interrupt(1);
     assert_eq!(code, Some(130), "{log}");
     assert!(
         log.contains("stopped at iteration") && log.contains("of 100000; nothing was written"),

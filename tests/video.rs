@@ -681,13 +681,9 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     assert!(settled < 30);
 
     // Ctrl-C: stops after the frame in flight, says how to resume, exit status 130.
-    let mut child = Process::new(&binary)
-        .args(args(&[]))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = Watched::spawn(Process::new(&binary).args(args(&[])));
     wait_for_frames(&kept, settled + 3, Duration::from_secs(120));
-    let (code, log) = ctrl_c(&mut child);
+    let (code, log) = run.interrupt(1);
     assert_eq!(code, Some(130), "{log}");
     assert!(
         log.contains("resuming") && log.contains("run the same command again"),
@@ -836,17 +832,16 @@ fn a_second_ctrl_c_quits_at_once_leaving_no_half_written_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("quit.mp4");
     let kept = dir.path().join("quit.mp4.frames");
-    let mut child = Process::new(assert_cmd::cargo::cargo_bin("stylize-video"))
-        .arg(clip("carphone_pristine.mp4"))
-        .arg("--style")
-        .arg(van_gogh())
-        // Iterations of a second or so: the second Ctrl-C comes while the first waits for one.
-        .args(["--size", "320", "--first-frame-iterations", "1"])
-        .args(["--iterations", "400", "--frames", ":30", "-o"])
-        .arg(&out)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = Watched::spawn(
+        Process::new(assert_cmd::cargo::cargo_bin("stylize-video"))
+            .arg(clip("carphone_pristine.mp4"))
+            .arg("--style")
+            .arg(van_gogh())
+            // Iterations of a second or so: the second Ctrl-C comes while the first waits for one.
+            .args(["--size", "320", "--first-frame-iterations", "1"])
+            .args(["--iterations", "400", "--frames", ":30", "-o"])
+            .arg(&out),
+    );
     // A frame is finished and the video is being written.
     wait_for_frames(&kept, 1, Duration::from_secs(120));
     let start = Instant::now();
@@ -857,7 +852,7 @@ fn a_second_ctrl_c_quits_at_once_leaving_no_half_written_file() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, log) = interrupt(&mut child, 2);
+    let (code, log) = run.interrupt(2);
     assert_eq!(code, Some(130), "{log}");
     assert!(log.contains("stopped at once"), "{log}");
     assert_eq!(partials(dir.path()), Vec::<String>::new());

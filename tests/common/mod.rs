@@ -59,32 +59,78 @@ pub fn tensor(path: &Path, edge: u32) -> Tensor {
     to_network(&picture(path, edge), Device::Cpu)
 }
 
-/// Sends Ctrl-C (SIGINT) to `child` and waits for it to end, at most 60 s (then kills it and
-/// fails): its exit code and what it wrote to its standard error (which must be piped).
-pub fn ctrl_c(child: &mut std::process::Child) -> (Option<i32>, String) {
-    interrupt(child, 1)
+/// A running binary whose standard error is read as it comes (so that a test can wait for a
+/// line, and a full pipe never blocks it).
+pub struct Watched {
+    child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
-/// [`ctrl_c`] pressed `times` times, 0.1 s apart (signals sent closer may merge into one).
-pub fn interrupt(child: &mut std::process::Child, times: usize) -> (Option<i32>, String) {
-    use std::time::{Duration, Instant};
-    let kill = vec![format!("kill -INT {}", child.id()); times].join("; sleep 0.1; ");
-    std::process::Command::new("sh")
-        .args(["-c", &kill])
-        .status()
-        .unwrap();
-    let asked = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+impl Watched {
+    /// Starts `command` with its standard error piped to the watcher.
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        let mut child = command
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut chunk) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Watched {
+            child,
+            log,
+            reader: Some(reader),
         }
-        if asked.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("still running 60 s after Ctrl-C");
+    }
+
+    /// Waits until the standard error holds `needle`; fails after `limit` or if the binary
+    /// ends first.
+    pub fn wait_for(&mut self, needle: &str, limit: std::time::Duration) {
+        let start = std::time::Instant::now();
+        while !self.log.lock().unwrap().contains(needle) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "ended ({status}) before saying {needle:?}: {}",
+                    self.log.lock().unwrap()
+                );
+            }
+            assert!(start.elapsed() < limit, "no {needle:?} in {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut log = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
-    (status.code(), log)
+    }
+
+    /// Presses Ctrl-C (SIGINT) `times` times, 0.1 s apart (signals sent closer may merge into
+    /// one), and waits for the binary to end, at most 60 s (then kills it and fails): its exit
+    /// code and all it wrote to its standard error.
+    pub fn interrupt(mut self, times: usize) -> (Option<i32>, String) {
+        use std::time::{Duration, Instant};
+        let kill = vec![format!("kill -INT {}", self.child.id()); times].join("; sleep 0.1; ");
+        std::process::Command::new("sh")
+            .args(["-c", &kill])
+            .status()
+            .unwrap();
+        let asked = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if asked.elapsed() > Duration::from_secs(60) {
+                self.child.kill().unwrap();
+                panic!("still running 60 s after Ctrl-C");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.reader.take().unwrap().join().unwrap();
+        let log = self.log.lock().unwrap().clone();
+        (status.code(), log)
+    }
 }
