@@ -2,7 +2,7 @@
 //! write the result, the iteration GIF and the report.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -93,24 +93,21 @@ impl StillSettings {
             outputs.push(report);
         }
         for (i, path) in outputs.iter().enumerate() {
-            if outputs[..i].iter().any(|p| same_file(p, path)) {
+            if outputs[..i].iter().any(|p| atomic::same_file(p, path)) {
                 return Err(Error::output(path, "named twice among the outputs"));
             }
-            if same_file(path, &self.content)
-                || self.style.styles.iter().any(|s| same_file(path, &s.path))
+            if atomic::same_file(path, &self.content)
+                || self
+                    .style
+                    .styles
+                    .iter()
+                    .any(|s| atomic::same_file(path, &s.path))
             {
                 return Err(Error::output(path, "is one of the inputs"));
             }
             atomic::check_writable(path, self.overwrite)?;
         }
         Ok(())
-    }
-}
-
-pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 

@@ -266,7 +266,7 @@ impl VideoSettings {
                 ));
             }
         }
-        if crate::still::same_file(&self.input, &self.output) {
+        if atomic::same_file(&self.input, &self.output) {
             return Err(Error::output(&self.output, "is the input"));
         }
         match Pattern::parse(&self.output) {
@@ -321,6 +321,18 @@ impl VideoSettings {
             }
         }
         if let Some(report) = &self.report {
+            if atomic::same_file(report, &self.output) {
+                return Err(Error::output(report, "named twice among the outputs"));
+            }
+            if atomic::same_file(report, &self.input)
+                || self
+                    .style
+                    .styles
+                    .iter()
+                    .any(|s| atomic::same_file(report, &s.path))
+            {
+                return Err(Error::output(report, "is one of the inputs"));
+            }
             // A stopped run's report is replaced by the run that resumes it.
             if !is_stopped_run_report(report, &self.output) {
                 atomic::check_writable(report, self.overwrite)?;

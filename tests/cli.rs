@@ -772,3 +772,71 @@ fn settings_without_effect_are_refused_by_name() {
         .success();
     assert!(out.exists());
 }
+
+#[test]
+fn outputs_are_told_apart_however_spelt_and_written_through_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let refused = |args: &[std::ffi::OsString]| -> String {
+        let assert = on_frame()
+            .args(["--size", "32", "--iterations", "1"])
+            .args(args)
+            .assert()
+            .failure()
+            .code(1);
+        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let at = |s: &str| d.join(s).into_os_string();
+    // One file under two spellings: the report would have replaced the picture.
+    let dotted = d.join("sub/../dup.png").into_os_string();
+    let log = refused(&[os("-o"), at("dup.png"), os("--report"), dotted]);
+    assert!(log.contains("named twice among the outputs"), "{log}");
+    assert!(!d.join("dup.png").exists());
+
+    // A link is written through: the link stays, its target gets the picture.
+    let target = d.join("sub/target.png");
+    std::fs::write(&target, b"old").unwrap();
+    std::os::unix::fs::symlink("sub/target.png", d.join("link.png")).unwrap();
+    let log = refused(&[os("-o"), at("link.png")]);
+    assert!(log.contains("already exists"), "{log}");
+    on_frame()
+        .args(["--size", "32", "--iterations", "1", "--overwrite", "-o"])
+        .arg(d.join("link.png"))
+        .assert()
+        .success();
+    assert!(d.join("link.png").symlink_metadata().unwrap().is_symlink());
+    assert_eq!(image::open(&target).unwrap().width(), 32);
+    // A link to nowhere is there all the same.
+    std::os::unix::fs::symlink("sub/nothing.png", d.join("dangling.png")).unwrap();
+    let log = refused(&[os("-o"), at("dangling.png")]);
+    assert!(log.contains("already exists"), "{log}");
+
+    // A pipe (or a device) is not a file to replace.
+    assert!(std::process::Command::new("mkfifo")
+        .arg(d.join("pipe.json"))
+        .status()
+        .unwrap()
+        .success());
+    let log = refused(&[
+        os("-o"),
+        at("fine.png"),
+        os("--report"),
+        at("pipe.json"),
+        os("--overwrite"),
+    ]);
+    assert!(
+        log.contains("pipe.json") && log.contains("not a regular file"),
+        "{log}"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(d
+        .join("pipe.json")
+        .metadata()
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(!d.join("fine.png").exists());
+    assert!(leftovers(d).is_empty() && leftovers(&d.join("sub")).is_empty());
+}

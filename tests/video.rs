@@ -1079,6 +1079,20 @@ fn flags_a_run_would_ignore_are_refused() {
             failure_log(quick(&clip("carphone_pristine.mp4"), &dir.path().join(name)).args(extra));
         assert!(log.contains("--crf = ") && log.contains(problem), "{log}");
     }
+    // A report named like the video (or the input) would replace it.
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
+            .arg("--report")
+            .arg(dir.path().join(".").join("c.mp4")),
+    );
+    assert!(log.contains("named twice among the outputs"), "{log}");
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))
+            .arg("--report")
+            .arg(clip("carphone_pristine.mp4"))
+            .arg("--overwrite"),
+    );
+    assert!(log.contains("is one of the inputs"), "{log}");
     // Encoder settings for a sequence written as image files; 16 bits asked of a video.
     let frames = dir.path().join("f_%04d.png");
     for extra in [&["--codec", "ffv1"][..], &["--crf", "20"], &["--no-audio"]] {

@@ -17,6 +17,28 @@ pub fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
 
+/// Whether two paths name one file, however spelt (`out.png`, `./out.png`, `../dir/out.png`, a
+/// link to it), whether or not it exists yet.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    resolved(a) == resolved(b)
+}
+
+/// `path` with links and `..` resolved: the file's real path where it exists, else its folder's
+/// real path joined with its name.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(real) = path.canonicalize() {
+        return real;
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (dir.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
+}
+
 /// The temporary files being written now, for [`remove_in_progress`].
 static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -56,14 +78,15 @@ pub fn remove_in_progress() {
 /// Writes `path` through `fill`, which gets the temporary file; on success the file is synced
 /// and renamed to `path`, on failure it is removed.
 pub fn write(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
-    let tmp = temporary_path(path);
+    let target = landing(path);
+    let tmp = temporary_path(&target);
     let _listed = InProgress::new(tmp.clone());
     let result = File::create(&tmp)
         .and_then(|mut f| {
             fill(&mut f)?;
             f.sync_all()
         })
-        .and_then(|()| std::fs::rename(&tmp, path));
+        .and_then(|()| std::fs::rename(&tmp, &target));
     result.map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
         Error::Io {
@@ -74,11 +97,39 @@ pub fn write(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -
     })
 }
 
+/// The file a write to `path` lands on: where `path` is a link (to a link ...), the file it
+/// points to, so that the link stays and its target gets the new contents.
+pub fn landing(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // As many links as the system itself follows.
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            Ok(target) => {
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    path
+}
+
 /// Checks, before any work is done, that `path` can be written: its directory exists and takes
-/// new files, and it does not exist yet unless `overwrite` is set.
+/// new files, and it does not exist yet unless `overwrite` is set. A link is checked as the
+/// file it points to; a device, pipe or socket is refused.
 pub fn check_writable(path: &Path, overwrite: bool) -> Result<()> {
+    let named = path;
+    let path = &landing(named);
     if path.is_dir() {
-        return Err(Error::output(path, "is a directory"));
+        return Err(Error::output(named, "is a directory"));
+    }
+    if path.metadata().is_ok_and(|m| !m.is_file()) {
+        return Err(Error::output(
+            named,
+            "is not a regular file (a device, a pipe or a socket): name a file to write",
+        ));
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -86,13 +137,14 @@ pub fn check_writable(path: &Path, overwrite: bool) -> Result<()> {
     };
     if !dir.is_dir() {
         return Err(Error::output(
-            path,
+            named,
             format!("the directory '{}' does not exist", dir.display()),
         ));
     }
-    if path.exists() && !overwrite {
+    // A link counts as there even when what it points to is not.
+    if named.symlink_metadata().is_ok() && !overwrite {
         return Err(Error::output(
-            path,
+            named,
             "already exists; pass --overwrite to replace it",
         ));
     }

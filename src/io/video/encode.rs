@@ -294,6 +294,8 @@ impl VideoSink {
             whole,
         } = *target;
         init();
+        // Through a link, onto the file it points to.
+        let path = &crate::io::atomic::landing(path);
         let container = container(path)?;
         let temporary = temporary_path(path);
         let listed = InProgress::new(temporary.clone());
