@@ -274,6 +274,27 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
 }
 
 #[test]
+fn a_raw_stream_without_timestamps_keeps_its_frame_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.h264");
+    // An elementary stream: its frames carry no timestamps, only the stream its rate
+    // (carphone's 30000/1001).
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-frames:v",
+        "6",
+        "-c:v",
+        "libx264",
+        raw.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("raw.mp4");
+    quick(&raw, &out).assert().success();
+    let every: Vec<f64> = (0..6).map(|i| i as f64 * 1001.0 / 30000.0).collect();
+    assert_same_times(&every, &probe(&out).times);
+}
+
+#[test]
 fn an_odd_sized_variable_rate_clip_keeps_every_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let vfr = dir.path().join("vfr.mkv");

@@ -32,6 +32,8 @@ pub struct VideoSource {
     ready: VecDeque<Frame>,
     next_index: usize,
     next_pts: i64,
+    /// Where a frame without a timestamp goes: one frame after the previous one.
+    untimed_pts: i64,
     default_duration: i64,
     draining: bool,
     done: bool,
@@ -143,7 +145,10 @@ impl VideoSource {
             / (f64::from(time_base.num) * f64::from(frame_rate.num)))
         .round()
         .max(1.0) as i64;
-        let start = stream.start_time();
+        let first_pts = match stream.start_time() {
+            ffmpeg::ffi::AV_NOPTS_VALUE => 0,
+            start => start,
+        };
         Ok(VideoSource {
             path: path.to_path_buf(),
             stream: index,
@@ -166,11 +171,8 @@ impl VideoSource {
             input,
             ready: VecDeque::new(),
             next_index: 0,
-            next_pts: if start == ffmpeg::ffi::AV_NOPTS_VALUE {
-                0
-            } else {
-                start
-            },
+            next_pts: first_pts,
+            untimed_pts: first_pts,
             default_duration,
             draining: false,
             done: false,
@@ -288,7 +290,8 @@ impl VideoSource {
         while !self.done && self.ready.len() < 2 {
             match self.decode()? {
                 Some(picture) => {
-                    let pts = picture.timestamp().unwrap_or(self.next_pts);
+                    // A frame without a timestamp (a raw stream's) comes a frame after the last.
+                    let pts = picture.timestamp().unwrap_or(self.untimed_pts);
                     // Timestamps must increase; a repeated or backward one is moved on.
                     let pts = pts.max(self.next_pts);
                     if let Some(previous) = self.ready.back_mut() {
@@ -303,6 +306,7 @@ impl VideoSource {
                     });
                     self.next_index += 1;
                     self.next_pts = pts + 1;
+                    self.untimed_pts = pts + self.default_duration;
                 }
                 None => self.done = true,
             }
