@@ -288,6 +288,9 @@ impl VideoSettings {
                         }
                     }
                 }
+                if let Some(problem) = sequence::output_meets_input(&self.input, &pattern) {
+                    return Err(Error::output(&self.output, problem));
+                }
                 picture::output_format(&pattern.path(0))?;
                 let parent = pattern.dir().parent().filter(|p| !p.as_os_str().is_empty());
                 if let Some(parent) = parent {
@@ -477,7 +480,20 @@ pub fn stylize_video(
     settings.validate()?;
     let kept_path = kept_dir(&settings.output, settings.range);
     adopt_legacy_kept_frames(&settings.output, &kept_path);
+    // A sequence's folder that this run makes, for the kept frames before the first frame.
+    let made_folder = kept_path
+        .parent()
+        .filter(|folder| !folder.exists())
+        .map(Path::to_path_buf);
     let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
+    // A run that failed before its first frame leaves nothing behind.
+    let leave_nothing = |kept: &KeptFrames| {
+        kept.remove_if_empty();
+        if let Some(folder) = &made_folder {
+            // Only when empty.
+            let _ = std::fs::remove_dir(folder);
+        }
+    };
     let KeptRun {
         pipeline: outcome,
         result,
@@ -486,13 +502,12 @@ pub fn stylize_video(
     } = match run_kept(settings, &kept, already, progress, stop) {
         Ok(run) => run,
         Err(e) => {
-            // A run that failed before its first frame leaves nothing behind.
-            kept.remove_if_empty();
+            leave_nothing(&kept);
             return Err(e);
         }
     };
     if let Err(e) = result {
-        kept.remove_if_empty();
+        leave_nothing(&kept);
         // Only what reached the kept frames is done: a failing encoder may have dropped the
         // last frames it was handed.
         let done = kept.count();

@@ -840,3 +840,70 @@ fn outputs_are_told_apart_however_spelt_and_written_through_links() {
     assert!(!d.join("fine.png").exists());
     assert!(leftovers(d).is_empty() && leftovers(&d.join("sub")).is_empty());
 }
+
+#[test]
+fn a_frame_folder_is_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shot = d.join("shot");
+    std::fs::create_dir(&shot).unwrap();
+    let source = image::open(frame())
+        .unwrap()
+        .resize(64, 64, image::imageops::Triangle);
+    for n in 1..=3 {
+        source.save(shot.join(format!("shot_{n:04}.png"))).unwrap();
+    }
+    // What macOS leaves on shared drives: not frames.
+    std::fs::write(shot.join("._shot_0001.png"), b"resource fork").unwrap();
+    let run = |input: &Path, output: &Path| {
+        let mut c = stylize();
+        c.arg(input)
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "32", "--first-frame-iterations", "1"])
+            .args(["--iterations", "1", "-o"])
+            .arg(output);
+        c
+    };
+    let out = d.join("out");
+    run(&shot, &out.join("%04d.png")).assert().success();
+    let written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    assert_eq!(written.len(), 3, "{written:?}");
+
+    let refused = |input: &Path, output: &Path| -> String {
+        let assert = run(input, output).assert().failure().code(1);
+        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+    };
+    // Written into the folder, the frames would be read as input by the next run.
+    let log = refused(&shot, &shot.join("styled_%04d.png"));
+    assert!(log.contains("is in the input folder"), "{log}");
+    let log = refused(&shot.join("shot_%04d.png"), &shot.join("shot_%05d.png"));
+    assert!(
+        log.contains("would be taken for frames of the input"),
+        "{log}"
+    );
+    // The same frames in two formats would be interleaved.
+    source.save(shot.join("shot_0001.jpg")).unwrap();
+    let log = refused(&shot, &d.join("two/%04d.png"));
+    assert!(
+        log.contains("several formats (1 .jpg, 3 .png)") && log.contains("shot_%04d.jpg"),
+        "{log}"
+    );
+    std::fs::remove_file(shot.join("shot_0001.jpg")).unwrap();
+    // A frame of another size is found before the first frame is painted, not when reached.
+    source
+        .resize_exact(64, 60, image::imageops::Triangle)
+        .save(shot.join("shot_0003.png"))
+        .unwrap();
+    let log = refused(&shot, &d.join("sizes/%04d.png"));
+    assert!(
+        log.contains("shot_0003.png") && log.contains("is 64x60") && log.contains("one size"),
+        "{log}"
+    );
+    assert!(!d.join("two").exists() && !d.join("sizes").exists());
+    assert_eq!(std::fs::read_dir(&shot).unwrap().count(), 4);
+}

@@ -960,7 +960,7 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     let log = success_log(&mut run("a_%04d.png", "2"));
     assert!(
         log.contains("gaps (1 missing from 4, the first 1003)")
-            && log.contains("keeps its input frame's number"),
+            && log.contains("keeps each input frame's number"),
         "{log}"
     );
     for number in [1001, 1002, 1004] {

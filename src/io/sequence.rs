@@ -85,6 +85,36 @@ impl Pattern {
     }
 }
 
+/// Why frames written to `output` would be taken for frames of the sequence `input` by a later
+/// run (which then could no longer resume it, nor run again), if they would: written into a
+/// folder input, or named so that the input's pattern matches them.
+pub fn output_meets_input(input: &Path, output: &Pattern) -> Option<String> {
+    let same_folder = |dir: &Path| crate::io::atomic::same_file(dir, &output.dir);
+    match Pattern::parse(input) {
+        Some(pattern) => {
+            if !same_folder(&pattern.dir) {
+                return None;
+            }
+            let clash = [0, 1, 1001, 123_456].into_iter().find_map(|n| {
+                let out = output.path(n);
+                let name = out.file_name()?.to_str()?;
+                pattern.number_of(name).map(|_| out.clone())
+            })?;
+            Some(format!(
+                "its frames (such as '{}') would be taken for frames of the input '{}' by the next run: name them apart (such as out_%04d.png) or write them into another folder",
+                clash.display(),
+                input.display()
+            ))
+        }
+        None => same_folder(input).then(|| {
+            format!(
+                "is in the input folder '{}', whose every image is read as a frame: write the frames into another folder",
+                input.display()
+            )
+        }),
+    }
+}
+
 /// Whether `path` names a frame sequence (a directory, or a pattern with `%d`).
 pub fn is_sequence(path: &Path) -> bool {
     path.is_dir() || Pattern::parse(path).is_some()
@@ -118,21 +148,41 @@ pub fn list(path: &Path) -> Result<Vec<(u64, PathBuf)>> {
         return Ok(frames);
     }
     let entries = std::fs::read_dir(path).map_err(|e| not_found(format!("cannot list it: {e}")))?;
+    let extension = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .filter(|e| FRAME_EXTENSIONS.contains(&e.as_str()))
+    };
+    // Hidden files (`._0001.png` that macOS leaves on shared drives, `.thumbs.png`) are not
+    // frames.
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| FRAME_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        })
+        .filter(|p| p.is_file() && extension(p).is_some())
         .collect();
     files.sort_by_cached_key(|p| natural_key(p));
     if files.is_empty() {
         return Err(not_found(format!(
             "the folder holds no frames ({})",
             FRAME_EXTENSIONS.join(", ")
+        )));
+    }
+    // Frames in two formats (a shot exported twice, PNG and JPEG) would be interleaved.
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for e in files.iter().filter_map(|p| extension(p)) {
+        match kinds.iter_mut().find(|(k, _)| *k == e) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((e, 1)),
+        }
+    }
+    if kinds.len() > 1 {
+        let counts: Vec<String> = kinds.iter().map(|(e, n)| format!("{n} .{e}")).collect();
+        return Err(not_found(format!(
+            "the folder holds frames in several formats ({}): name the ones to use with a pattern such as '{}'",
+            counts.join(", "),
+            path.join(pattern_of(&files[0])).display()
         )));
     }
     Ok(files
@@ -158,6 +208,61 @@ fn natural_key(path: &Path) -> Vec<(String, u64)> {
     key
 }
 
+/// A pattern for the file `path` and its like: its last run of digits as `%0Nd`
+/// (`shot_0001.png` → `shot_%04d.png`).
+fn pattern_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bytes = name.as_bytes();
+    match bytes.iter().rposition(u8::is_ascii_digit) {
+        Some(end) => {
+            let start = bytes[..end]
+                .iter()
+                .rposition(|b| !b.is_ascii_digit())
+                .map_or(0, |i| i + 1);
+            format!(
+                "{}%0{}d{}",
+                &name[..start],
+                end + 1 - start,
+                &name[end + 1..]
+            )
+        }
+        None => name,
+    }
+}
+
+/// Reads every frame's size from its header, before any work: a frame that cannot be read,
+/// or whose size is not the first frame's, is an error naming it.
+fn check_sizes(files: &[(u64, PathBuf)]) -> Result<()> {
+    let size_of = |path: &Path| {
+        image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| Error::image(path, format!("cannot read it: {e}")))?
+            .into_dimensions()
+            .map_err(|e| Error::image(path, format!("not a readable image: {e}")))
+    };
+    let first = size_of(&files[0].1)?;
+    for (_, path) in &files[1..] {
+        let size = size_of(path)?;
+        if size != first {
+            return Err(Error::image(
+                path,
+                format!(
+                    "is {}x{}, but the sequence's first frame, '{}', is {}x{}: a sequence's frames must all have one size",
+                    size.0,
+                    size.1,
+                    files[0].1.display(),
+                    first.0,
+                    first.1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A frame sequence read from files, scaled to a processing size.
 pub struct SequenceSource {
     files: Vec<(u64, PathBuf)>,
@@ -172,6 +277,7 @@ impl SequenceSource {
     /// second, scaled so that the long edge is `long_edge` pixels.
     pub fn open(path: &Path, fps: Ratio, long_edge: u32) -> Result<Self> {
         let files = list(path)?;
+        check_sizes(&files)?;
         let first = picture::load(&files[0].1)?;
         let (width, height) = first.dimensions();
         let mut warnings = Vec::new();
@@ -185,7 +291,7 @@ impl SequenceSource {
                 .map(|w| w[1].0.saturating_sub(w[0].0 + 1))
                 .sum();
             warnings.push(format!(
-                "the sequence has gaps ({} missing from {}, the first {first}): each output frame keeps its input frame's number",
+                "the sequence has gaps ({} missing from {}, the first {first}): a sequence output keeps each input frame's number; a video plays the frames one after another",
                 missing,
                 files.len() + missing as usize,
             ));
