@@ -75,3 +75,27 @@ fn damaged_or_absurd_files_are_refused_with_their_name_and_problem() {
     // A whole JPEG is fine.
     assert_eq!(load(&frame()).unwrap().dimensions(), (1280, 720));
 }
+
+#[test]
+fn a_whole_jpeg_with_data_after_it_is_read_and_a_cut_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = std::fs::read(frame()).unwrap();
+    let whole = load(&frame()).unwrap();
+    // A phone's "motion photo" (a video after the picture), and a trailer whose bytes look like
+    // a start of scan with no end after it.
+    let video = std::fs::read(root().join("samples/video/carphone_pristine.mp4")).unwrap();
+    let trailers: [&[u8]; 2] = [&video, b"\x00\x00\xFF\xDA\x00\x08 trailer"];
+    for (i, trailer) in trailers.into_iter().enumerate() {
+        let path = dir.path().join(format!("motion-{i}.jpg"));
+        std::fs::write(&path, [&jpeg[..], trailer].concat()).unwrap();
+        let read = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(read == whole, "the picture itself, trailer {i}");
+    }
+    // Cut anywhere in the picture (inside a segment or inside the scan): refused.
+    for cut in [300, jpeg.len() / 3, jpeg.len() - 2] {
+        let path = dir.path().join(format!("cut-{cut}.jpg"));
+        std::fs::write(&path, &jpeg[..cut]).unwrap();
+        let message = load(&path).err().expect("refused").to_string();
+        assert!(message.contains("truncated JPEG"), "{cut}: {message}");
+    }
+}

@@ -132,14 +132,51 @@ fn describe(format: ImageFormat, e: &image::ImageError) -> String {
     }
 }
 
-/// Whether a JPEG stream holds an end-of-image marker after its last start-of-scan: a cut file
-/// has none, and some decoders would otherwise fill the missing part silently. In entropy-coded
-/// data 0xFF is always followed by 0x00 or a restart marker, so 0xFFD9 can only be the marker.
+/// Whether a JPEG stream runs whole to its end-of-image marker: a cut file does not, and some
+/// decoders would otherwise fill the missing part silently. The stream is walked segment by
+/// segment, so what follows the image (a phone's "motion photo" video, a trailer) is no matter.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_scan {
-        Some(i) => bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
+    const RESTART: std::ops::RangeInclusive<u8> = 0xD0..=0xD7;
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        // To the next marker (past any stray bytes and fill bytes).
+        while i < bytes.len() && bytes[i] != 0xFF {
+            i += 1;
+        }
+        while i < bytes.len() && bytes[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return false;
+        };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 => {}
+            m if RESTART.contains(&m) => {}
+            _ => {
+                let Some(length) = bytes.get(i..i + 2) else {
+                    return false;
+                };
+                i += usize::from(u16::from_be_bytes([length[0], length[1]]));
+                if i > bytes.len() {
+                    return false;
+                }
+                if marker == 0xDA {
+                    // Entropy-coded data: 0xFF in it is followed by 0x00 or a restart marker.
+                    loop {
+                        match bytes.get(i..i + 2) {
+                            None => return false,
+                            Some([0xFF, next]) if *next != 0x00 && !RESTART.contains(next) => break,
+                            Some(_) => i += 1,
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
