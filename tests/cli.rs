@@ -907,3 +907,32 @@ fn a_frame_folder_is_checked_before_any_work() {
     assert!(!d.join("two").exists() && !d.join("sizes").exists());
     assert_eq!(std::fs::read_dir(&shot).unwrap().count(), 4);
 }
+
+#[test]
+fn running_out_of_memory_on_the_cpu_says_which_size_fits_in_a_few_lines() {
+    // 6 GB of address space: libtorch loads, a 4096-pixel image's activations do not fit.
+    let binary = assert_cmd::cargo::cargo_bin("stylize-video");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.png");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 6000000 && exec "$@""#)
+        .arg("sh")
+        .arg(binary)
+        .arg(frame())
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "4096", "-n", "1", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("ran out of memory optimising a 4096x2304 image")
+            && log.contains("--size 2896"),
+        "{log}"
+    );
+    assert!(log.len() < 2000, "no C++ call stacks: {log}");
+    assert!(!out.exists());
+}

@@ -846,21 +846,36 @@ fn guard_memory<T>(size: (i64, i64), work: impl FnOnce() -> Result<T>) -> Result
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "libtorch failed".into());
-            Err(memory_error(&message, size).unwrap_or(Error::NonFinite(message)))
+            Err(memory_error(&message, size)
+                .unwrap_or_else(|| Error::NonFinite(first_line(&message).to_string())))
         }
     }
+}
+
+/// The first line of a libtorch message (the rest is its C++ call stack), without the escaped
+/// newline of a message quoted inside another.
+pub fn first_line(message: &str) -> &str {
+    let line = message.lines().next().unwrap_or(message);
+    line.split("\\n").next().unwrap_or(line).trim()
 }
 
 /// The error for a libtorch message about memory at an image of (height, width), with the
 /// long edge that would need about half the memory (memory grows with the pixel count).
 pub(crate) fn memory_error(message: &str, (h, w): (i64, i64)) -> Option<Error> {
     let lower = message.to_ascii_lowercase();
-    if !(lower.contains("out of memory") || lower.contains("not enough memory")) {
+    // CUDA's wording, and the CPU allocator's.
+    let wordings = [
+        "out of memory",
+        "not enough memory",
+        "can't allocate memory",
+        "cannot allocate memory",
+    ];
+    if !wordings.iter().any(|w| lower.contains(w)) {
         return None;
     }
     let long = h.max(w);
     let fits = ((long as f64) * std::f64::consts::FRAC_1_SQRT_2 / 16.0).floor() as i64 * 16;
-    let first_line = message.lines().next().unwrap_or(message).trim();
+    let first_line = first_line(message);
     Some(Error::Device {
         device: "memory".into(),
         problem: format!(
@@ -873,6 +888,22 @@ pub(crate) fn memory_error(message: &str, (h, w): (i64, i64)) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_allocator_running_out_is_told_as_memory_too() {
+        let message = "a 3x3 convolution of matching shapes: Torch(\"[enforce fail at alloc_cpu.cpp:127] err == 0. \
+            DefaultCPUAllocator: can't allocate memory: you tried to allocate 2415919104 bytes. \
+            Error code 12 (Cannot allocate memory)\\nframe #0: c10::ThrowEnforceNotMet\")";
+        let text = memory_error(message, (2304, 4096))
+            .expect("recognised")
+            .to_string();
+        assert!(
+            text.contains("4096x2304") && text.contains("--size 2896") && !text.contains("c10::"),
+            "{text}"
+        );
+        assert!(first_line(message).ends_with("(Cannot allocate memory)"));
+        assert!(memory_error("shapes do not match", (64, 64)).is_none());
+    }
 
     #[test]
     fn running_out_of_memory_suggests_a_size_that_fits() {

@@ -18,6 +18,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 fn main() -> ExitCode {
     let matches = args::Args::command().get_matches();
     let args = args::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    quiet_libtorch_panics();
     let is_still = args.is_still();
     let _ = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) {
@@ -53,6 +54,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// libtorch's errors arrive as panics carrying its whole C++ call stack (kilobytes); the library
+/// turns those into errors (running out of memory says which size would fit), so only their
+/// first line is shown as they happen. Other panics are shown as they are.
+fn quiet_libtorch_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Torch(") && message.contains("c10::") {
+            eprintln!(
+                "stylize-video: libtorch: {}",
+                stylize_video::engine::stylizer::first_line(message)
+            );
+        } else {
+            default(info);
+        }
+    }));
 }
 
 fn still(args: &args::Args) -> stylize_video::Result<()> {
