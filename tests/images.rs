@@ -95,7 +95,7 @@ fn a_whole_jpeg_with_data_after_it_is_read_and_a_cut_one_is_not() {
     for cut in [300, jpeg.len() / 3, jpeg.len() - 2] {
         let path = dir.path().join(format!("cut-{cut}.jpg"));
         std::fs::write(&path, &jpeg[..cut]).unwrap();
-        let message = load(&path).err().expect("refused").to_string();
+        let message = load(&path).expect_err("refused").to_string();
         assert!(message.contains("truncated JPEG"), "{cut}: {message}");
     }
 }
