@@ -140,16 +140,17 @@ pub fn default_output(input: &Path) -> PathBuf {
     if input.is_dir() {
         return stylized_dir(input).join("%05d.png");
     }
-    let stem = input
+    let mut name = input
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
+        .map(|s| s.to_os_string())
         .unwrap_or_default();
     let ext = input
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .filter(|e| ["mp4", "mkv", "mov", "webm"].contains(&e.as_str()))
         .unwrap_or_else(|| "mp4".into());
-    input.with_file_name(format!("{stem}.stylized.{ext}"))
+    name.push(format!(".stylized.{ext}"));
+    input.with_file_name(name)
 }
 
 fn stylized_dir(dir: &Path) -> PathBuf {

@@ -689,7 +689,7 @@ fn a_still_can_be_written_with_16_bits() {
     let shallow = dir.path().join("shallow.png");
     for (out, depth) in [(&deep, "16"), (&shallow, "8")] {
         on_frame()
-            .args(["--size", "48", "--iterations", "5", "--seed", "1"])
+            .args(["--size", "48", "--iterations", "5"])
             .args(["--bit-depth", depth])
             .arg("-o")
             .arg(out)
@@ -715,6 +715,7 @@ fn a_still_can_be_written_with_16_bits() {
 
 #[test]
 fn settings_without_effect_are_refused_by_name() {
+    let second = hokusai().display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.png");
     for (extra, output, expected) in [
@@ -742,6 +743,18 @@ fn settings_without_effect_are_refused_by_name() {
             &["--bit-depth", "16"],
             "out.jpg",
             "only PNG and TIFF files take 16 bits, and the output is",
+        ),
+        (
+            &["--init", "noise", "--init-noise", "0.5"],
+            "out.png",
+            "has no effect with --init noise",
+        ),
+        (&["--seed", "3"], "out.png", "this run starts without noise"),
+        // A negative number is the tool's to judge, not taken for a flag.
+        (
+            &["--style", &second, "--style-blend", "-1,1"],
+            "out.png",
+            "must be a finite number, zero or more",
         ),
     ] {
         let output = dir.path().join(output);
@@ -935,4 +948,43 @@ fn running_out_of_memory_on_the_cpu_says_which_size_fits_in_a_few_lines() {
     );
     assert!(log.len() < 2000, "no C++ call stacks: {log}");
     assert!(!out.exists());
+}
+
+#[test]
+fn default_and_long_output_names_keep_the_input_s_name_and_format() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = image::open(frame())
+        .unwrap()
+        .resize(64, 64, image::imageops::Triangle);
+    // An EXR stays EXR; a name that is not UTF-8 keeps its bytes.
+    let exr = d.join("plate.exr");
+    image::DynamicImage::ImageRgb32F(source.to_rgb32f())
+        .save(&exr)
+        .unwrap();
+    let latin1 = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+    source.save(&latin1).unwrap();
+    for input in [&exr, &latin1] {
+        stylize()
+            .arg(input)
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "32", "-n", "0"])
+            .assert()
+            .success();
+    }
+    assert!(d.join("plate.stylized.exr").is_file());
+    assert!(d
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.stylized.png"))
+        .is_file());
+    // A name of 250 bytes (its temporary name would be longer than a name may be).
+    let long = d.join(format!("{}.png", "a".repeat(246)));
+    on_frame()
+        .args(["--size", "32", "-n", "0", "-o"])
+        .arg(&long)
+        .assert()
+        .success();
+    assert!(long.is_file());
+    assert!(leftovers(d).is_empty());
 }

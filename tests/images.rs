@@ -99,3 +99,32 @@ fn a_whole_jpeg_with_data_after_it_is_read_and_a_cut_one_is_not() {
         assert!(message.contains("truncated JPEG"), "{cut}: {message}");
     }
 }
+
+#[test]
+fn exr_over_range_values_are_white_and_its_alpha_is_premultiplied() {
+    use stylize_video::io::image::linear_to_srgb;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hdr.exr");
+    let mut hdr = image::Rgba32FImage::new(16, 16);
+    for (x, _, p) in hdr.enumerate_pixels_mut() {
+        p.0 = match x {
+            // A highlight beyond what half floats hold, and one merely above 1.
+            0..=3 => [f32::INFINITY, f32::INFINITY, f32::INFINITY, 1.0],
+            4..=7 => [4.0, 2.0, 1.5, 1.0],
+            // Half-covered red, premultiplied: 0.25 of red light over half the pixel.
+            _ => [0.25, 0.0, 0.0, 0.5],
+        };
+    }
+    image::DynamicImage::ImageRgba32F(hdr).save(&path).unwrap();
+    let read = load(&path).unwrap();
+    for x in [0, 5] {
+        let white = read.get_pixel(x, 0).0;
+        assert!(white.iter().all(|v| *v > 0.9999), "{x}: {white:?}");
+    }
+    // Over white: 0.25 + (1 - 0.5) of red, 0.5 of green and blue, in linear light.
+    let expected = [0.75, 0.5, 0.5].map(linear_to_srgb);
+    let got = read.get_pixel(12, 0).0;
+    for (g, e) in got.iter().zip(expected) {
+        assert!((g - e).abs() < 1e-3, "{got:?} vs {expected:?}");
+    }
+}

@@ -14,7 +14,14 @@ pub fn temporary_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+    let suffix = format!(".partial-{}", std::process::id());
+    // Within the 255 bytes a name may have: a long name is shortened (at a character).
+    let mut room = 255 - 1 - suffix.len();
+    while room < name.len() && !name.is_char_boundary(room) {
+        room -= 1;
+    }
+    let kept = &name[..room.min(name.len())];
+    path.with_file_name(format!(".{kept}{suffix}"))
 }
 
 /// Whether two paths name one file, however spelt (`out.png`, `./out.png`, `../dir/out.png`, a

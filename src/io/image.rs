@@ -77,7 +77,8 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
     if let Some(o) = orientation {
         picture.apply_orientation(o);
     }
-    let mut rgb = flatten(picture);
+    // EXR's colours are premultiplied by their alpha (and so composited by addition).
+    let mut rgb = flatten(picture, format == ImageFormat::OpenExr);
     if format == ImageFormat::OpenExr {
         for v in rgb.iter_mut() {
             *v = linear_to_srgb(*v);
@@ -88,11 +89,8 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
 
 /// The sRGB transfer function (linear light to encoded, both 0..1, clipped).
 pub fn linear_to_srgb(v: f32) -> f32 {
-    let v = if v.is_finite() {
-        v.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    // Above 1 (+inf too, which half-float HDR files hold) is white; NaN black.
+    let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
     if v <= 0.003_130_8 {
         v * 12.92
     } else {
@@ -180,8 +178,9 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// RGB 0..1; any alpha is composited onto white.
-fn flatten(picture: DynamicImage) -> Rgb32FImage {
+/// RGB 0..1; any alpha is composited onto white (`premultiplied`: colours already multiplied
+/// by their alpha, as EXR keeps them).
+fn flatten(picture: DynamicImage, premultiplied: bool) -> Rgb32FImage {
     if !picture.color().has_alpha() {
         return picture.to_rgb32f();
     }
@@ -189,7 +188,8 @@ fn flatten(picture: DynamicImage) -> Rgb32FImage {
     let mut out = Rgb32FImage::new(rgba.width(), rgba.height());
     for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
         let [r, g, b, a] = p.0;
-        o.0 = [r, g, b].map(|c| c * a + (1.0 - a));
+        let coverage = if premultiplied { 1.0 } else { a };
+        o.0 = [r, g, b].map(|c| c * coverage + (1.0 - a));
     }
     out
 }

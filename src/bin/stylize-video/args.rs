@@ -84,7 +84,12 @@ pub struct Args {
     pub styles: Vec<PathBuf>,
 
     /// Blend weights of the paintings, one per --style, comma-separated (normalised to sum 1).
-    #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "W,W,...",
+        allow_hyphen_values = true
+    )]
     pub style_blend: Vec<f64>,
 
     /// The output [default: INPUT's name + .stylized, beside it]: an image (.png, .jpg, .tif,
@@ -193,7 +198,7 @@ pub struct Args {
     pub style_layers: Vec<String>,
 
     /// Weights w_l of the style layers, one per layer [default: equal, summing to 1].
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub style_layer_weights: Vec<f64>,
 
     /// The painting's long edge relative to the processing size (or to its own long edge when
@@ -435,16 +440,19 @@ fn takes_sixteen_bits(output: &Path, video_output: bool) -> bool {
 /// The default output: `photo.jpg` → `photo.stylized.jpg` beside it (PNG for formats not
 /// written).
 pub fn default_output(input: &Path) -> PathBuf {
-    let stem = input
+    let mut name = input
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
+        .map(|s| s.to_os_string())
         .unwrap_or_else(|| "output".into());
     let ext = input
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .filter(|e| ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp"].contains(&e.as_str()))
+        .filter(|e| {
+            ["png", "jpg", "jpeg", "tif", "tiff", "exr", "bmp", "webp"].contains(&e.as_str())
+        })
         .unwrap_or_else(|| "png".into());
-    input.with_file_name(format!("{stem}.stylized.{ext}"))
+    name.push(format!(".stylized.{ext}"));
+    input.with_file_name(name)
 }
 
 impl Args {
@@ -664,6 +672,21 @@ impl Args {
                 .map(|v| v.to_string_lossy().into_owned())
                 .collect();
             return Err(Error::setting(flag, value.join(" "), problem));
+        }
+        let noise = self.init == "noise";
+        if given("init_noise") && noise {
+            return Err(Error::setting(
+                "--init-noise",
+                self.init_noise,
+                "has no effect with --init noise, which starts from noise alone: leave it out",
+            ));
+        }
+        if given("seed") && !noise && self.init_noise == 0.0 {
+            return Err(Error::setting(
+                "--seed",
+                self.seed,
+                "seeds the noise of --init noise or --init-noise, and this run starts without noise: leave it out",
+            ));
         }
         if self.bit_depth == 16 && !takes_sixteen_bits(&output, video_output) {
             return Err(Error::setting(
