@@ -211,7 +211,9 @@ fn input_identity(path: &Path) -> Value {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    json!({ "sequence": path.display().to_string(), "frames": files.len(), "digest": hex })
+    // However the sequence is spelt (`./shot/%04d.png`, from another folder), it is one input.
+    let sequence = atomic::real_path(path).display().to_string();
+    json!({ "sequence": sequence, "frames": files.len(), "digest": hex })
 }
 
 /// Identity of a file for the fingerprint: where it is, its size and when it changed.

@@ -988,3 +988,35 @@ fn default_and_long_output_names_keep_the_input_s_name_and_format() {
     assert!(long.is_file());
     assert!(leftovers(d).is_empty());
 }
+
+#[test]
+fn a_sequence_resumes_however_its_path_is_spelt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shot = d.join("shot");
+    std::fs::create_dir(&shot).unwrap();
+    let source = image::open(frame())
+        .unwrap()
+        .resize(48, 48, image::imageops::Triangle);
+    for n in 1..=3 {
+        source.save(shot.join(format!("{n:04}.png"))).unwrap();
+    }
+    let run = |input: &Path| {
+        let mut c = stylize();
+        c.arg(input)
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "32", "--first-frame-iterations", "1"])
+            .args(["--iterations", "1", "--keep-frames", "--overwrite", "-o"])
+            .arg(d.join("out/%04d.png"));
+        c
+    };
+    run(&shot.join("%04d.png")).assert().success();
+    // The same frames by another road: what was kept is taken, nothing is painted again.
+    let assert = run(&d.join("out/../shot/%04d.png")).assert().success();
+    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        log.contains("resuming: 3 finished frame(s)") && log.contains("(3 resumed, 0 stylised)"),
+        "{log}"
+    );
+}

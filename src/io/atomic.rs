@@ -27,12 +27,12 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 /// Whether two paths name one file, however spelt (`out.png`, `./out.png`, `../dir/out.png`, a
 /// link to it), whether or not it exists yet.
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    resolved(a) == resolved(b)
+    real_path(a) == real_path(b)
 }
 
 /// `path` with links and `..` resolved: the file's real path where it exists, else its folder's
 /// real path joined with its name.
-fn resolved(path: &Path) -> PathBuf {
+pub fn real_path(path: &Path) -> PathBuf {
     if let Ok(real) = path.canonicalize() {
         return real;
     }
