@@ -16,7 +16,7 @@ use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
 use crate::kept::KeptFrames;
-use crate::pipeline::{self, FrameRange, PipelineJob, PipelineOutcome, WarmStart};
+use crate::pipeline::{self, FrameRange, FrameStart, PipelineJob, PipelineOutcome, WarmStart};
 use crate::progress::Progress;
 use crate::report::{FrameReport, Report, RunTotals};
 use crate::settings::StyleSettings;
@@ -514,9 +514,20 @@ pub fn stylize_video(
         // Only what reached the kept frames is done: a failing encoder may have dropped the
         // last frames it was handed.
         let done = kept.count();
-        reports.retain(|r| r.index < settings.range.start + done);
+        let limit = settings.range.start + done;
+        reports.retain(|r| r.index < limit);
+        // The totals are those of the frames reported.
+        let started = |kind| reports.iter().filter(move |r| r.start == Some(kind));
         let outcome = PipelineOutcome {
             frames: outcome.frames.min(done),
+            stylize_seconds: reports.iter().map(|r| r.seconds).sum(),
+            first_frame_iterations: started(FrameStart::First).map(|r| r.iterations).next(),
+            warm_iterations: started(FrameStart::Warm).map(|r| r.iterations).collect(),
+            shot_cuts: outcome
+                .shot_cuts
+                .into_iter()
+                .filter(|&i| i < limit)
+                .collect(),
             ..outcome
         };
         // What was stylised before the stop is reported (`totals.interrupted` says whether

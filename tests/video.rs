@@ -274,6 +274,36 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
 }
 
 #[test]
+fn sound_a_container_refuses_as_it_is_is_encoded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let flac = dir.path().join("flac.mkv");
+    ffmpeg_cli(&[
+        "-i",
+        clip("bigbuckbunny.mp4").to_str().unwrap(),
+        "-t",
+        "1",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "flac",
+        flac.to_str().unwrap(),
+    ]);
+    assert_eq!(probe(&flac).audio.unwrap().0, "flac");
+    // MP4 and MOV say they hold FLAC, then refuse it when the file starts.
+    for name in ["o.mp4", "o.mov"] {
+        let out = dir.path().join(name);
+        let log = success_log(quick(&flac, &out).args(["--frames", ":3"]));
+        assert!(log.contains("sound re-encoded as aac"), "{log}");
+        assert_eq!(probe(&out).audio.unwrap().0, "aac", "{name}");
+    }
+    // MKV takes it as it is.
+    let out = dir.path().join("o.mkv");
+    let log = success_log(quick(&flac, &out).args(["--frames", ":3"]));
+    assert!(log.contains("sound copied"), "{log}");
+    assert_eq!(probe(&out).audio.unwrap().0, "flac");
+}
+
+#[test]
 fn a_raw_stream_without_timestamps_keeps_its_frame_rate() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.h264");

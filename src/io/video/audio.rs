@@ -15,6 +15,28 @@ pub(crate) unsafe fn query(muxer: *const ffmpeg::ffi::AVOutputFormat, id: codec:
     ffmpeg::ffi::avformat_query_codec(muxer, id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 1
 }
 
+/// Whether the `container` muxer takes the sound as it is: some say they can hold a codec and
+/// then refuse it when the file is started (FLAC in MP4 is "experimental", Opus or FLAC in
+/// MOV invalid). Tried on a scratch file holding the sound stream alone.
+fn copy_is_accepted(container: &str, parameters: &codec::Parameters) -> bool {
+    let scratch = std::env::temp_dir().join(format!(
+        "stylize-video-sound-{}-{container}",
+        std::process::id()
+    ));
+    let accepted = (|| {
+        let mut trial = format::output_as(&scratch, container).ok()?;
+        let mut stream = trial.add_stream(encoder::find(codec::Id::None)).ok()?;
+        stream.set_parameters(parameters.clone());
+        unsafe {
+            (*stream.parameters().as_mut_ptr()).codec_tag = 0;
+        }
+        trial.write_header().ok()
+    })()
+    .is_some();
+    let _ = std::fs::remove_file(&scratch);
+    accepted
+}
+
 /// The encoder for a sound codec, preferring the usual library over experimental native ones.
 fn sound_encoder(id: codec::Id) -> Option<ffmpeg::Codec> {
     let preferred = match id {
@@ -76,7 +98,9 @@ impl Sound {
             .flags()
             .contains(format::Flags::GLOBAL_HEADER);
         let fail = |what: &str, e: ffmpeg::Error| video_error(input, what, e);
-        let (mode, out_stream, plan) = if unsafe { query(muxer, id) } {
+        let container = output.format().name().to_string();
+        let copy = unsafe { query(muxer, id) } && copy_is_accepted(&container, &parameters);
+        let (mode, out_stream, plan) = if copy {
             let mut ost = output
                 .add_stream(encoder::find(codec::Id::None))
                 .map_err(|e| fail("cannot add the sound stream", e))?;
