@@ -304,6 +304,25 @@ fn sound_a_container_refuses_as_it_is_is_encoded_again() {
 }
 
 #[test]
+fn h265_in_mp4_is_tagged_for_apple_players() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["h.mp4", "h.mov"] {
+        let out = dir.path().join(name);
+        quick(&clip("carphone_pristine.mp4"), &out)
+            .args(["--codec", "h265", "--frames", ":2"])
+            .assert()
+            .success();
+        let tag = Process::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+            .args(["stream=codec_name,codec_tag_string", "-of", "csv=p=0"])
+            .arg(&out)
+            .output()
+            .expect("ffprobe (make test installs it)");
+        assert_eq!(String::from_utf8_lossy(&tag.stdout).trim(), "hevc,hvc1");
+    }
+}
+
+#[test]
 fn a_raw_stream_without_timestamps_keeps_its_frame_rate() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.h264");

@@ -390,6 +390,11 @@ impl VideoSink {
         unsafe {
             let par = (*ost.as_mut_ptr()).codecpar;
             (*par).sample_aspect_ratio = rational(info.sample_aspect_ratio).into();
+            // HEVC in MP4 or MOV tagged hvc1 (parameter sets in the header), which Apple's
+            // players require; ffmpeg's default hev1 they refuse.
+            if codec.id() == codec::Id::HEVC && matches!(container, "mp4" | "mov") {
+                (*par).codec_tag = u32::from_le_bytes(*b"hvc1");
+            }
             (*ost.as_mut_ptr()).sample_aspect_ratio = rational(info.sample_aspect_ratio).into();
         }
 
