@@ -93,7 +93,8 @@ pub struct VideoSummary {
 /// Whether a run from `input` to `output` is a still image (rather than a video or a frame
 /// sequence): the input is one file, and the output (or, without one, the input) is a picture.
 pub fn is_still_run(input: &Path, output: Option<&Path>) -> bool {
-    if sequence::is_sequence(input) {
+    // A video asked for a picture gets the video's error about its output.
+    if sequence::is_sequence(input) || is_video_path(input) {
         return false;
     }
     if let Some(output) = output {

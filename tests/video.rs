@@ -323,6 +323,27 @@ fn h265_in_mp4_is_tagged_for_apple_players() {
 }
 
 #[test]
+fn a_video_is_taken_for_a_video_whatever_its_name_or_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // A percent sign followed by d is no frame pattern in a video's name.
+    let named = dir.path().join("100%done.mp4");
+    std::fs::copy(clip("carphone_pristine.mp4"), &named).unwrap();
+    let out = dir.path().join("done.mp4");
+    quick(&named, &out)
+        .args(["--frames", ":2"])
+        .assert()
+        .success();
+    assert_eq!(probe(&out).times.len(), 2);
+    // A video asked for a picture is told what it can be written to, not that it is no image.
+    let log = failure_log(&mut quick(&named, &dir.path().join("still.png")));
+    assert!(
+        log.contains("still.png")
+            && log.contains("use .mp4, .mkv, .mov or .webm, or a frame pattern"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_raw_stream_without_timestamps_keeps_its_frame_rate() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.h264");

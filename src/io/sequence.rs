@@ -33,6 +33,12 @@ impl Pattern {
         if after.contains('%') {
             return None;
         }
+        // `100%done.mp4` names a video, not frames.
+        let video = ["mp4", "m4v", "mkv", "mov", "webm", "avi", "mxf", "ts"];
+        let extension = after.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if extension.is_some_and(|e| video.contains(&e.as_str())) {
+            return None;
+        }
         let width = digits.trim_start_matches('0').parse().unwrap_or(0);
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
