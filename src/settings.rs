@@ -223,11 +223,26 @@ pub(crate) fn check_processing_size(
 ) -> Result<()> {
     let fits = |v: u32| (picture::MIN_SIDE..=picture::MAX_SIDE).contains(&v);
     if !fits(w) || !fits(h) {
+        let (long, short) = (w.max(h).max(1), w.min(h).max(1));
+        // The long edge at which the short side reaches the minimum.
+        let need = (u64::from(picture::MIN_SIDE) * u64::from(long)).div_ceil(u64::from(short));
+        let advice = if short < picture::MIN_SIDE && need <= u64::from(picture::MAX_SIDE) {
+            format!(": a long edge of at least {need} pixels would do")
+        } else if short < picture::MIN_SIDE {
+            ": no size fits a shape this narrow".to_string()
+        } else {
+            String::new()
+        };
+        let how = if flag == "--style-scale" {
+            " (a painting's long edge is --size times --style-scale, and no more than its own)"
+        } else {
+            ""
+        };
         return Err(Error::setting(
             flag,
             value.to_string(),
             format!(
-                "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels",
+                "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels{advice}{how}",
                 path.display(),
                 picture::MIN_SIDE,
                 picture::MAX_SIDE

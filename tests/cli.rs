@@ -1020,3 +1020,38 @@ fn a_sequence_resumes_however_its_path_is_spelt() {
         "{log}"
     );
 }
+
+#[test]
+fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let square = dir.path().join("square.png");
+    image::open(frame())
+        .unwrap()
+        .resize_exact(16, 16, image::imageops::Triangle)
+        .save(&square)
+        .unwrap();
+    let refused = |input: &Path, size: &str| {
+        let assert = stylize()
+            .arg(input)
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", size, "-n", "1", "-o"])
+            .arg(dir.path().join("out.png"))
+            .assert()
+            .failure()
+            .code(1);
+        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+    };
+    // 1280x720 at a long edge of 20 is 20x11.
+    let log = refused(&frame(), "20");
+    assert!(
+        log.contains("--size = 20") && log.contains("a long edge of at least 30 pixels would do"),
+        "{log}"
+    );
+    // The square content fits at 16; the landscape painting does not, and is what is named.
+    let log = refused(&square, "16");
+    assert!(
+        log.contains("van-gogh") && log.contains("--size times --style-scale"),
+        "{log}"
+    );
+}
