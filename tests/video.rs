@@ -300,7 +300,25 @@ fn sound_a_container_refuses_as_it_is_is_encoded_again() {
     let out = dir.path().join("o.mkv");
     let log = success_log(quick(&flac, &out).args(["--frames", ":3"]));
     assert!(log.contains("sound copied"), "{log}");
+    assert!(!log.contains("left out"), "{log}");
     assert_eq!(probe(&out).audio.unwrap().0, "flac");
+    // Of two tracks, one is kept, and the log says so.
+    let two = dir.path().join("two.mkv");
+    ffmpeg_cli(&[
+        "-i",
+        flac.to_str().unwrap(),
+        "-map",
+        "0:v",
+        "-map",
+        "0:a",
+        "-map",
+        "0:a",
+        "-c",
+        "copy",
+        two.to_str().unwrap(),
+    ]);
+    let log = success_log(quick(&two, &dir.path().join("two-out.mkv")).args(["--frames", ":3"]));
+    assert!(log.contains("1 other sound track(s) left out"), "{log}");
 }
 
 #[test]

@@ -90,6 +90,10 @@ impl Sound {
             .best(media::Type::Audio)
             .ok_or_else(|| Error::video(input, "its sound stream went missing"))?;
         let (in_stream, in_time_base) = (stream.index(), stream.time_base());
+        let tracks = source
+            .streams()
+            .filter(|s| s.parameters().medium() == media::Type::Audio)
+            .count();
         let parameters = stream.parameters();
         let id = parameters.id();
         let muxer = unsafe { (*output.as_ptr()).oformat };
@@ -181,6 +185,15 @@ impl Sound {
                 ost.index(),
                 format!("re-encoded as {name} (the container cannot hold {id:?})"),
             )
+        };
+        // Only the main track is carried over: say so when there are others.
+        let plan = if tracks > 1 {
+            format!(
+                "{plan} (stream #{in_stream}; {} other sound track(s) left out)",
+                tracks - 1
+            )
+        } else {
+            plan
         };
         Ok((
             Sound {
