@@ -40,7 +40,7 @@ impl KeptFrames {
             let previous: Option<Value> = std::fs::read_to_string(&settings)
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
-            if previous.as_ref() == Some(fingerprint) {
+            if previous.clone().map(upgraded).as_ref() == Some(fingerprint) {
                 let count = kept.count();
                 return Ok((kept, count));
             }
@@ -184,6 +184,18 @@ impl KeptFrames {
     }
 }
 
+/// A fingerprint kept by an earlier version as this one writes it: a sequence input's path
+/// was kept as typed, it is now its real path (so that frames kept then still resume).
+fn upgraded(mut kept: Value) -> Value {
+    if let Some(sequence) = kept.pointer_mut("/input/sequence") {
+        if let Some(typed) = sequence.as_str() {
+            let real = atomic::real_path(Path::new(typed));
+            *sequence = Value::String(real.display().to_string());
+        }
+    }
+    kept
+}
+
 /// The settings that differ, as `name: old -> new`.
 fn differences(old: &Value, new: &Value) -> Vec<String> {
     let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
@@ -224,6 +236,23 @@ mod tests {
         assert_eq!(already, 0);
         std::fs::write(kept.path(0), b"a frame").unwrap();
         let (_, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
+        assert_eq!(already, 1);
+    }
+
+    #[test]
+    fn frames_kept_with_a_sequence_path_as_typed_still_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out.frames");
+        let shot = dir.path().join("shot");
+        std::fs::create_dir(&shot).unwrap();
+        // As an earlier version kept it: the path as typed, here with a detour.
+        let typed = dir.path().join("shot/../shot/%04d.png");
+        let old = serde_json::json!({ "input": { "sequence": typed.display().to_string() } });
+        let (kept, _) = KeptFrames::open(&folder, &old, false).unwrap();
+        std::fs::write(kept.path(0), b"a frame").unwrap();
+        let real = atomic::real_path(&typed);
+        let new = serde_json::json!({ "input": { "sequence": real.display().to_string() } });
+        let (_, already) = KeptFrames::open(&folder, &new, false).unwrap();
         assert_eq!(already, 1);
     }
 

@@ -133,8 +133,13 @@ impl StyleSettings {
             let painting = picture::load(&style.path)?;
             let own = painting.width().max(painting.height());
             let edge = (f64::from(self.size.min(own)) * self.style_scale).round() as u32;
-            let (w, h) = scaled_size(painting.width(), painting.height(), edge);
-            check_processing_size(&style.path, "--style-scale", self.style_scale, w, h)?;
+            let (w, h) = check_processing_size(
+                &style.path,
+                "--style-scale",
+                self.style_scale,
+                painting.dimensions(),
+                edge,
+            )?;
             styles.push((
                 to_network(&resize(&painting, w, h), self.device),
                 style.blend,
@@ -213,41 +218,54 @@ impl StyleSettings {
     }
 }
 
-/// Checks that a picture's processing size fits the network and the limits.
+/// The size `original` is processed at with a long edge of `edge`, or an error (for `flag`
+/// set to `value`) naming `path`, the size and the long edge that would do when a side falls
+/// outside what the network takes.
 pub(crate) fn check_processing_size(
     path: &Path,
     flag: &str,
     value: impl ToString,
-    w: u32,
-    h: u32,
-) -> Result<()> {
+    original: (u32, u32),
+    edge: u32,
+) -> Result<(u32, u32)> {
+    let (w, h) = scaled_size(original.0, original.1, edge);
     let fits = |v: u32| (picture::MIN_SIDE..=picture::MAX_SIDE).contains(&v);
-    if !fits(w) || !fits(h) {
-        let (long, short) = (w.max(h).max(1), w.min(h).max(1));
-        // The long edge at which the short side reaches the minimum.
-        let need = (u64::from(picture::MIN_SIDE) * u64::from(long)).div_ceil(u64::from(short));
-        let advice = if short < picture::MIN_SIDE && need <= u64::from(picture::MAX_SIDE) {
-            format!(": a long edge of at least {need} pixels would do")
-        } else if short < picture::MIN_SIDE {
-            ": no size fits a shape this narrow".to_string()
-        } else {
-            String::new()
-        };
-        let how = if flag == "--style-scale" {
-            " (a painting's long edge is --size times --style-scale, and no more than its own)"
-        } else {
-            ""
-        };
-        return Err(Error::setting(
-            flag,
-            value.to_string(),
-            format!(
-                "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels{advice}{how}",
-                path.display(),
-                picture::MIN_SIDE,
-                picture::MAX_SIDE
-            ),
-        ));
+    if fits(w) && fits(h) {
+        return Ok((w, h));
     }
-    Ok(())
+    let short_side = |long: u32| {
+        let (a, b) = scaled_size(original.0, original.1, long);
+        a.min(b)
+    };
+    // The smallest long edge whose short side reaches the minimum, near the exact ratio's.
+    let (long, short) = (
+        original.0.max(original.1),
+        original.0.min(original.1).max(1),
+    );
+    let estimate = (u64::from(picture::MIN_SIDE) * u64::from(long)).div_ceil(u64::from(short));
+    let need = (estimate.saturating_sub(2)..=estimate + 2)
+        .filter_map(|l| u32::try_from(l).ok())
+        .find(|&l| short_side(l) >= picture::MIN_SIDE);
+    let advice = match need {
+        _ if w.min(h) >= picture::MIN_SIDE => String::new(),
+        Some(l) if l <= picture::MAX_SIDE => {
+            format!(": a long edge of at least {l} pixels would do")
+        }
+        _ => ": no size fits a shape this narrow".to_string(),
+    };
+    let how = if flag == "--style-scale" {
+        " (a painting's long edge is --size, or its own when smaller, times --style-scale)"
+    } else {
+        ""
+    };
+    Err(Error::setting(
+        flag,
+        value.to_string(),
+        format!(
+            "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels{advice}{how}",
+            path.display(),
+            picture::MIN_SIDE,
+            picture::MAX_SIDE
+        ),
+    ))
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use image::Rgb32FImage;
 
-use crate::engine::preprocess::{self, from_network, resize, scaled_size, to_network};
+use crate::engine::preprocess::{self, from_network, resize, to_network};
 use crate::engine::stylizer::{Outcome, StyleTarget, Stylizer};
 use crate::error::{Error, Result};
 use crate::io::gif::GifRecorder;
@@ -123,8 +123,13 @@ pub fn stylize_image(
     let look = &settings.style;
     let device = look.device;
     let content_full = picture::load(&settings.content)?;
-    let (w, h) = scaled_size(content_full.width(), content_full.height(), look.size);
-    check_processing_size(&settings.content, "--size", look.size, w, h)?;
+    let (w, h) = check_processing_size(
+        &settings.content,
+        "--size",
+        look.size,
+        content_full.dimensions(),
+        look.size,
+    )?;
     let content = resize(&content_full, w, h);
     drop(content_full);
     let styles = look.load_styles()?;

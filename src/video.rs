@@ -519,9 +519,11 @@ pub fn stylize_video(
         reports.retain(|r| r.index < limit);
         // The totals are those of the frames reported.
         let started = |kind| reports.iter().filter(move |r| r.start == Some(kind));
+        let stylize_seconds = reports.iter().map(|r| r.seconds).sum();
         let outcome = PipelineOutcome {
             frames: outcome.frames.min(done),
-            stylize_seconds: reports.iter().map(|r| r.seconds).sum(),
+            stylize_seconds,
+            flow_seconds: outcome.flow_seconds.min(stylize_seconds),
             first_frame_iterations: started(FrameStart::First).map(|r| r.iterations).next(),
             warm_iterations: started(FrameStart::Warm).map(|r| r.iterations).collect(),
             shot_cuts: outcome

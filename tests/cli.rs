@@ -667,7 +667,7 @@ fn ctrl_c_stops_a_still_and_writes_nothing() {
         std::time::Duration::from_secs(120),
     );
     // It stops within an iteration or two, not at the end of the run.
-    let (code, log) = run.interrupt(1);
+    let (code, log) = run.interrupt();
     assert_eq!(code, Some(130), "{log}");
     assert!(
         log.contains("stopped at iteration") && log.contains("of 100000; nothing was written"),
@@ -1045,13 +1045,13 @@ fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
     // 1280x720 at a long edge of 20 is 20x11.
     let log = refused(&frame(), "20");
     assert!(
-        log.contains("--size = 20") && log.contains("a long edge of at least 30 pixels would do"),
+        log.contains("--size = 20") && log.contains("a long edge of at least 28 pixels would do"),
         "{log}"
     );
     // The square content fits at 16; the landscape painting does not, and is what is named.
     let log = refused(&square, "16");
     assert!(
-        log.contains("van-gogh") && log.contains("--size times --style-scale"),
+        log.contains("van-gogh") && log.contains("or its own when smaller, times --style-scale"),
         "{log}"
     );
 }

@@ -792,7 +792,7 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     // Ctrl-C: stops after the frame in flight, says how to resume, exit status 130.
     let run = Watched::spawn(Process::new(&binary).args(args(&[])));
     wait_for_frames(&kept, settled + 3, Duration::from_secs(120));
-    let (code, log) = run.interrupt(1);
+    let (code, log) = run.interrupt();
     assert_eq!(code, Some(130), "{log}");
     assert!(
         log.contains("resuming") && log.contains("run the same command again"),
@@ -863,7 +863,10 @@ fn a_resumed_run_paints_the_same_frames_as_an_unbroken_one() {
             van_gogh().display().to_string(),
         ];
         v.extend(
+            // The bits are the CPU's: a GPU's fastest kernels need not be deterministic.
             [
+                "--device",
+                "cpu",
                 "--size",
                 "64",
                 "--first-frame-iterations",
@@ -941,13 +944,20 @@ fn a_second_ctrl_c_quits_at_once_leaving_no_half_written_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("quit.mp4");
     let kept = dir.path().join("quit.mp4.frames");
-    let run = Watched::spawn(
+    let mut run = Watched::spawn(
         Process::new(assert_cmd::cargo::cargo_bin("stylize-video"))
             .arg(clip("carphone_pristine.mp4"))
             .arg("--style")
             .arg(van_gogh())
             // Iterations of a second or so: the second Ctrl-C comes while the first waits for one.
-            .args(["--size", "320", "--first-frame-iterations", "1"])
+            .args([
+                "--device",
+                "cpu",
+                "--size",
+                "320",
+                "--first-frame-iterations",
+                "1",
+            ])
             .args(["--iterations", "400", "--frames", ":30", "-o"])
             .arg(&out),
     );
@@ -961,7 +971,9 @@ fn a_second_ctrl_c_quits_at_once_leaving_no_half_written_file() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, log) = run.interrupt(2);
+    run.signal();
+    run.wait_for("stopping (Ctrl-C again", Duration::from_secs(60));
+    let (code, log) = run.interrupt();
     assert_eq!(code, Some(130), "{log}");
     assert!(log.contains("stopped at once"), "{log}");
     assert_eq!(partials(dir.path()), Vec::<String>::new());
@@ -1188,6 +1200,14 @@ fn flags_a_run_would_ignore_are_refused() {
             failure_log(quick(&clip("carphone_pristine.mp4"), &dir.path().join(name)).args(extra));
         assert!(log.contains("--crf = ") && log.contains(problem), "{log}");
     }
+    // A GIF setting on a video is a still's, whether or not --gif is there.
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4")).args(["--gif-every", "5"]),
+    );
+    assert!(
+        log.contains("--gif-every = 5") && log.contains("applies to still images only"),
+        "{log}"
+    );
     // A report named like the video (or the input) would replace it.
     let log = failure_log(
         quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4"))

@@ -77,9 +77,12 @@ impl Drop for InProgress {
 /// Removes every temporary file this process is writing: for a process about to exit without
 /// unwinding, which would otherwise leave them behind.
 pub fn remove_in_progress() {
-    for path in in_progress().drain(..) {
+    let mut list = in_progress();
+    for path in list.drain(..) {
         let _ = std::fs::remove_file(path);
     }
+    // Held until the process exits: a writer about to start another file waits.
+    std::mem::forget(list);
 }
 
 /// Writes `path` through `fill`, which gets the temporary file; on success the file is synced

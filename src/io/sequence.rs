@@ -154,11 +154,17 @@ pub fn list(path: &Path) -> Result<Vec<(u64, PathBuf)>> {
         return Ok(frames);
     }
     let entries = std::fs::read_dir(path).map_err(|e| not_found(format!("cannot list it: {e}")))?;
+    // One format under either spelling (.jpg and .jpeg, .tif and .tiff) is one format.
     let extension = |p: &Path| {
         p.extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .filter(|e| FRAME_EXTENSIONS.contains(&e.as_str()))
+            .map(|e| match e.as_str() {
+                "jpeg" => "jpg".to_string(),
+                "tiff" => "tif".to_string(),
+                _ => e,
+            })
     };
     // Hidden files (`._0001.png` that macOS leaves on shared drives, `.thumbs.png`) are not
     // frames.

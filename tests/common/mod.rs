@@ -108,16 +108,20 @@ impl Watched {
         }
     }
 
-    /// Presses Ctrl-C (SIGINT) `times` times, 0.1 s apart (signals sent closer may merge into
-    /// one), and waits for the binary to end, at most 60 s (then kills it and fails): its exit
-    /// code and all it wrote to its standard error.
-    pub fn interrupt(mut self, times: usize) -> (Option<i32>, String) {
-        use std::time::{Duration, Instant};
-        let kill = vec![format!("kill -INT {}", self.child.id()); times].join("; sleep 0.1; ");
-        std::process::Command::new("sh")
-            .args(["-c", &kill])
+    /// Presses Ctrl-C (SIGINT) once, without waiting.
+    pub fn signal(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
             .status()
             .unwrap();
+        assert!(status.success());
+    }
+
+    /// Presses Ctrl-C (SIGINT) and waits for the binary to end, at most 60 s (then kills it and
+    /// fails): its exit code and all it wrote to its standard error.
+    pub fn interrupt(mut self) -> (Option<i32>, String) {
+        use std::time::{Duration, Instant};
+        self.signal();
         let asked = Instant::now();
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {

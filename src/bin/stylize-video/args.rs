@@ -656,6 +656,9 @@ impl Args {
                     "sets the video encoder, and the output '{}' is a frame sequence, written as image files: leave it out",
                     output.display()
                 ),
+                Reads::With("gif", _) if !still => format!(
+                    "applies to still images only, and '{input}' is a video or frame sequence: leave it out"
+                ),
                 Reads::With(other, other_flag) if !given(other) => {
                     format!("has no effect without {other_flag}: add {other_flag} or leave it out")
                 }

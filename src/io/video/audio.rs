@@ -23,6 +23,8 @@ fn copy_is_accepted(container: &str, parameters: &codec::Parameters) -> bool {
         "stylize-video-sound-{}-{container}",
         std::process::id()
     ));
+    let _listed = crate::io::atomic::InProgress::new(scratch.clone());
+    // Only the muxer's refusal counts: a trial that cannot be set up says nothing.
     let accepted = (|| {
         let mut trial = format::output_as(&scratch, container).ok()?;
         let mut stream = trial.add_stream(encoder::find(codec::Id::None)).ok()?;
@@ -30,9 +32,9 @@ fn copy_is_accepted(container: &str, parameters: &codec::Parameters) -> bool {
         unsafe {
             (*stream.parameters().as_mut_ptr()).codec_tag = 0;
         }
-        trial.write_header().ok()
+        Some(trial.write_header().is_ok())
     })()
-    .is_some();
+    .unwrap_or(true);
     let _ = std::fs::remove_file(&scratch);
     accepted
 }

@@ -294,9 +294,9 @@ impl VideoSink {
             whole,
         } = *target;
         init();
-        // Through a link, onto the file it points to.
-        let path = &crate::io::atomic::landing(path);
+        // The container the name asks for, written through a link onto the file it points to.
         let container = container(path)?;
+        let path = &crate::io::atomic::landing(path);
         let temporary = temporary_path(path);
         let listed = InProgress::new(temporary.clone());
         let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
