@@ -76,6 +76,15 @@ pub struct StyleSettings {
 }
 
 impl StyleSettings {
+    /// Refuses an output that is the run's `content` or one of its paintings, however spelt.
+    pub(crate) fn check_not_an_input(&self, output: &Path, content: &Path) -> Result<()> {
+        let same = |input: &Path| crate::io::atomic::same_file(output, input);
+        if same(content) || self.styles.iter().any(|s| same(&s.path)) {
+            return Err(Error::output(output, "is one of the inputs"));
+        }
+        Ok(())
+    }
+
     /// Checks every value, naming the flag of a bad one.
     pub fn validate(&self) -> Result<()> {
         if self.size < picture::MIN_SIDE || self.size > picture::MAX_SIDE {

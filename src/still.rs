@@ -96,15 +96,7 @@ impl StillSettings {
             if outputs[..i].iter().any(|p| atomic::same_file(p, path)) {
                 return Err(Error::output(path, "named twice among the outputs"));
             }
-            if atomic::same_file(path, &self.content)
-                || self
-                    .style
-                    .styles
-                    .iter()
-                    .any(|s| atomic::same_file(path, &s.path))
-            {
-                return Err(Error::output(path, "is one of the inputs"));
-            }
+            self.style.check_not_an_input(path, &self.content)?;
             atomic::check_writable(path, self.overwrite)?;
         }
         Ok(())

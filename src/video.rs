@@ -331,15 +331,7 @@ impl VideoSettings {
             if atomic::same_file(report, &self.output) {
                 return Err(Error::output(report, "named twice among the outputs"));
             }
-            if atomic::same_file(report, &self.input)
-                || self
-                    .style
-                    .styles
-                    .iter()
-                    .any(|s| atomic::same_file(report, &s.path))
-            {
-                return Err(Error::output(report, "is one of the inputs"));
-            }
+            self.style.check_not_an_input(report, &self.input)?;
             // A stopped run's report is replaced by the run that resumes it.
             if !is_stopped_run_report(report, &self.output) {
                 atomic::check_writable(report, self.overwrite)?;

@@ -60,14 +60,6 @@ fn mean_abs_diff(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
         / a.as_raw().len() as f64
 }
 
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".partial-"))
-        .collect()
-}
-
 #[test]
 fn a_frame_turns_into_the_painting_with_gif_and_report() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +169,7 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
     // Each recorded step moves towards the result, on the whole.
     let d: Vec<f64> = frames.iter().map(|f| mean_abs_diff(f, &result)).collect();
     assert!(d[1] < d[0] && d[5] < d[1], "{d:?}");
-    assert!(leftovers(dir.path()).is_empty());
+    assert!(partials(dir.path()).is_empty());
 }
 
 #[test]
@@ -382,7 +374,7 @@ fn an_existing_output_is_kept_unless_overwrite_is_given() {
     args(&mut allowed);
     allowed.arg("--overwrite").assert().success();
     assert_eq!(image::open(&out).unwrap().width(), 32);
-    assert!(leftovers(dir.path()).is_empty());
+    assert!(partials(dir.path()).is_empty());
 }
 
 #[test]
@@ -578,7 +570,7 @@ fn bad_inputs_and_settings_fail_cleanly_before_any_work() {
             assert!(stderr.contains(needle.as_str()), "{extra:?}: {stderr}");
         }
         assert!(!out.exists(), "{extra:?} left an output");
-        assert!(leftovers(d).is_empty());
+        assert!(partials(d).is_empty());
     }
     if !tch::Cuda::is_available() {
         stylize()
@@ -679,7 +671,7 @@ fn ctrl_c_stops_a_still_and_writes_nothing() {
         "the old output is untouched"
     );
     assert!(!gif.exists() && !json.exists(), "{log}");
-    assert!(leftovers(dir.path()).is_empty());
+    assert!(partials(dir.path()).is_empty());
 }
 
 #[test]
@@ -851,21 +843,30 @@ fn outputs_are_told_apart_however_spelt_and_written_through_links() {
         .file_type()
         .is_fifo());
     assert!(!d.join("fine.png").exists());
-    assert!(leftovers(d).is_empty() && leftovers(&d.join("sub")).is_empty());
+    assert!(partials(d).is_empty() && partials(&d.join("sub")).is_empty());
+}
+
+/// A folder `shot` in `dir` of three frames, PREFIX0001.png to PREFIX0003.png: the sample frame
+/// scaled to a long edge of `edge`, which is returned too.
+fn frame_folder(dir: &Path, edge: u32, prefix: &str) -> (std::path::PathBuf, image::DynamicImage) {
+    let shot = dir.join("shot");
+    std::fs::create_dir(&shot).unwrap();
+    let picture = image::open(frame())
+        .unwrap()
+        .resize(edge, edge, image::imageops::Triangle);
+    for n in 1..=3 {
+        picture
+            .save(shot.join(format!("{prefix}{n:04}.png")))
+            .unwrap();
+    }
+    (shot, picture)
 }
 
 #[test]
 fn a_frame_folder_is_checked_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let shot = d.join("shot");
-    std::fs::create_dir(&shot).unwrap();
-    let source = image::open(frame())
-        .unwrap()
-        .resize(64, 64, image::imageops::Triangle);
-    for n in 1..=3 {
-        source.save(shot.join(format!("shot_{n:04}.png"))).unwrap();
-    }
+    let (shot, source) = frame_folder(d, 64, "shot_");
     // What macOS leaves on shared drives: not frames.
     std::fs::write(shot.join("._shot_0001.png"), b"resource fork").unwrap();
     let run = |input: &Path, output: &Path| {
@@ -986,21 +987,14 @@ fn default_and_long_output_names_keep_the_input_s_name_and_format() {
         .assert()
         .success();
     assert!(long.is_file());
-    assert!(leftovers(d).is_empty());
+    assert!(partials(d).is_empty());
 }
 
 #[test]
 fn a_sequence_resumes_however_its_path_is_spelt() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let shot = d.join("shot");
-    std::fs::create_dir(&shot).unwrap();
-    let source = image::open(frame())
-        .unwrap()
-        .resize(48, 48, image::imageops::Triangle);
-    for n in 1..=3 {
-        source.save(shot.join(format!("{n:04}.png"))).unwrap();
-    }
+    let (shot, _) = frame_folder(d, 48, "");
     let run = |input: &Path| {
         let mut c = stylize();
         c.arg(input)

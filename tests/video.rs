@@ -930,15 +930,6 @@ fn a_resumed_run_paints_the_same_frames_as_an_unbroken_one() {
     }
 }
 
-/// Files in `dir` written under a temporary name (`.NAME.partial-PID...`).
-fn partials(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains(".partial-"))
-        .collect()
-}
-
 #[test]
 fn a_second_ctrl_c_quits_at_once_leaving_no_half_written_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -138,3 +138,13 @@ impl Watched {
         (status.code(), log)
     }
 }
+
+/// Files in `dir` written under a temporary name (`.NAME.partial-PID...`): left behind, they
+/// are a defect.
+pub fn partials(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".partial-"))
+        .collect()
+}

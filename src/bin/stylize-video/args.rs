@@ -35,6 +35,54 @@ enum Reads {
     Lbfgs,
 }
 
+/// What a run is, as far as which flags it reads goes.
+struct Run {
+    still: bool,
+    sequence: bool,
+    video_output: bool,
+    adam: bool,
+    input: String,
+    output: String,
+}
+
+impl Run {
+    /// Why a flag read the `reads` way would have no effect in this run (`given`: whether a
+    /// flag, by clap's id, is on the command line), if it would not.
+    fn unread(&self, reads: Reads, given: &dyn Fn(&str) -> bool) -> Option<String> {
+        let input = &self.input;
+        Some(match reads {
+            Reads::Still if !self.still => format!(
+                "applies to still images only, and '{input}' is a video or frame sequence: leave it out"
+            ),
+            Reads::Moving | Reads::SequenceInput | Reads::VideoOutput if self.still => format!(
+                "applies to videos and frame sequences only, and '{input}' is an image: leave it out"
+            ),
+            Reads::SequenceInput if !self.sequence => format!(
+                "times a frame sequence's frames, and '{input}' is a video, which keeps its own timing: leave it out"
+            ),
+            Reads::VideoOutput if !self.video_output => format!(
+                "sets the video encoder, and the output '{}' is a frame sequence, written as image files: leave it out",
+                self.output
+            ),
+            Reads::With(other, other_flag) => {
+                // Where the other flag itself has no effect, neither has this one.
+                let partner = PARTIAL_FLAGS.iter().find(|(id, _, _)| *id == other);
+                if let Some(why) = partner.and_then(|(_, _, r)| self.unread(*r, given)) {
+                    return Some(why);
+                }
+                if given(other) {
+                    return None;
+                }
+                format!("has no effect without {other_flag}: add {other_flag} or leave it out")
+            }
+            Reads::Lbfgs if self.adam => {
+                "applies to --optimizer lbfgs only, and this run uses adam: leave it out".to_string()
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// The flags that some runs ignore: (clap's id, as typed, which runs read it).
 const PARTIAL_FLAGS: &[(&str, &str, Reads)] = &[
     ("gif", "--gif", Reads::Still),
@@ -633,40 +681,22 @@ impl Args {
     /// 16 bits for a JPEG, ...), naming it.
     pub fn check_applicable(&self, matches: &ArgMatches) -> Result<()> {
         let still = self.is_still();
-        let sequence = stylize_video::io::sequence::is_sequence(&self.input);
-        let input = self.input.display();
         let output = self.output_path(still);
-        let video_output = !still && !stylize_video::video::is_sequence_output(&output);
+        let run = Run {
+            still,
+            sequence: stylize_video::io::sequence::is_sequence(&self.input),
+            video_output: !still && !stylize_video::video::is_sequence_output(&output),
+            adam: matches!(self.optimizer, OptimizerArg::Adam),
+            input: self.input.display().to_string(),
+            output: output.display().to_string(),
+        };
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
         for (id, flag, reads) in PARTIAL_FLAGS {
             if !given(id) {
                 continue;
             }
-            let problem = match reads {
-                Reads::Still if !still => format!(
-                    "applies to still images only, and '{input}' is a video or frame sequence: leave it out"
-                ),
-                Reads::Moving | Reads::SequenceInput | Reads::VideoOutput if still => format!(
-                    "applies to videos and frame sequences only, and '{input}' is an image: leave it out"
-                ),
-                Reads::SequenceInput if !sequence => format!(
-                    "times a frame sequence's frames, and '{input}' is a video, which keeps its own timing: leave it out"
-                ),
-                Reads::VideoOutput if !video_output => format!(
-                    "sets the video encoder, and the output '{}' is a frame sequence, written as image files: leave it out",
-                    output.display()
-                ),
-                Reads::With("gif", _) if !still => format!(
-                    "applies to still images only, and '{input}' is a video or frame sequence: leave it out"
-                ),
-                Reads::With(other, other_flag) if !given(other) => {
-                    format!("has no effect without {other_flag}: add {other_flag} or leave it out")
-                }
-                Reads::Lbfgs if matches!(self.optimizer, OptimizerArg::Adam) => {
-                    "applies to --optimizer lbfgs only, and this run uses adam: leave it out"
-                        .to_string()
-                }
-                _ => continue,
+            let Some(problem) = run.unread(*reads, &given) else {
+                continue;
             };
             let value: Vec<String> = matches
                 .get_raw(id)
@@ -691,7 +721,7 @@ impl Args {
                 "seeds the noise of --init noise or --init-noise, and this run starts without noise: leave it out",
             ));
         }
-        if self.bit_depth == 16 && !takes_sixteen_bits(&output, video_output) {
+        if self.bit_depth == 16 && !takes_sixteen_bits(&output, run.video_output) {
             return Err(Error::setting(
                 "--bit-depth",
                 self.bit_depth,
