@@ -196,31 +196,74 @@ fn upgraded(mut kept: Value) -> Value {
     kept
 }
 
-/// The settings that differ, as `name: old -> new`.
+/// The settings that differ, as `name: old -> new`; nested settings by their path
+/// (`style.loss.style_weight: 1000.0 -> 100.0`), so that the user sees which one changed.
 fn differences(old: &Value, new: &Value) -> Vec<String> {
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+    if !(old.is_object() && new.is_object()) {
         return vec!["unreadable settings".into()];
-    };
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| old.get(*k) != new.get(*k))
-        .map(|k| {
-            let show = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-            let (a, b) = (show(old.get(k)), show(new.get(k)));
-            if a.len() + b.len() > 80 {
+    }
+    let mut found = Vec::new();
+    differ("", old, new, &mut found);
+    found
+}
+
+fn differ(path: &str, old: &Value, new: &Value, found: &mut Vec<String>) {
+    if old == new {
+        return;
+    }
+    if let (Some(old), Some(new)) = (old.as_object(), new.as_object()) {
+        let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            let inner = if path.is_empty() {
                 k.clone()
             } else {
-                format!("{k}: {a} -> {b}")
-            }
-        })
-        .collect()
+                format!("{path}.{k}")
+            };
+            let missing = Value::Null;
+            differ(
+                &inner,
+                old.get(k).unwrap_or(&missing),
+                new.get(k).unwrap_or(&missing),
+                found,
+            );
+        }
+        return;
+    }
+    let show = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        v => v.to_string(),
+    };
+    let (a, b) = (show(old), show(new));
+    found.push(if a.len() + b.len() > 80 {
+        path.to_string()
+    } else {
+        format!("{path}: {a} -> {b}")
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_setting_is_named_by_its_path() {
+        let old = serde_json::json!({
+            "style": { "loss": { "style_weight": 1000.0, "tv_weight": 0.0 }, "size": 64 },
+            "start": 0,
+        });
+        let new = serde_json::json!({
+            "style": { "loss": { "style_weight": 100.0, "tv_weight": 0.0 }, "size": 64 },
+            "start": 0,
+            "fps": 24,
+        });
+        assert_eq!(
+            differences(&old, &new),
+            ["fps: - -> 24", "style.loss.style_weight: 1000.0 -> 100.0"]
+        );
+        assert_eq!(differences(&old, &old), Vec::<String>::new());
+    }
 
     #[test]
     fn a_setting_whose_text_parses_back_one_unit_off_still_resumes() {

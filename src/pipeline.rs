@@ -149,6 +149,12 @@ enum Decoded {
 }
 
 enum Styled {
+    /// Open the sink for the run's first frame, before it is painted, so that an output the
+    /// encoder refuses costs no painting; the reply says whether it opened.
+    Open {
+        first: Frame,
+        opened: SyncSender<bool>,
+    },
     /// A finished frame; `keep` carries the result to keep, when it is new.
     Frame {
         frame: Frame,
@@ -160,7 +166,7 @@ enum Styled {
 }
 
 /// Runs the pipeline: `open_source` opens the source in the decoding thread (sources need not
-/// be `Send`); `open_sink` opens the sink in the encoding thread when the first frame arrives;
+/// be `Send`); `open_sink` opens the sink in the encoding thread when the first frame is decoded;
 /// `on_frame` hears of every finished frame. Returns when the sink has completed its output,
 /// or when a stage failed or `stop` was set: with what was done either way, so that a stopped
 /// run can still be reported.
@@ -313,6 +319,20 @@ where
     let mut notes = Vec::new();
     for message in rx {
         match message {
+            Styled::Open { first, opened } => {
+                let open = open_sink.take().expect("opened once");
+                match open(&info, &first) {
+                    Ok((s, n)) => {
+                        notes.extend(n);
+                        sink = Some(s);
+                        let _ = opened.send(true);
+                    }
+                    Err(e) => {
+                        let _ = opened.send(false);
+                        return Err(e);
+                    }
+                }
+            }
             Styled::Frame {
                 frame,
                 position,
@@ -323,13 +343,9 @@ where
                     kept.save_start(position, w, h, &keep.start)?;
                     kept.save(position, &keep.picture)?;
                 }
-                if sink.is_none() {
-                    let open = open_sink.take().expect("opened once");
-                    let (s, n) = open(&info, &frame)?;
-                    notes.extend(n);
-                    sink = Some(s);
-                }
-                sink.as_mut().expect("opened above").write(&frame)?;
+                sink.as_mut()
+                    .expect("opened before the first frame")
+                    .write(&frame)?;
             }
             Styled::Abort => return Ok(notes),
         }
@@ -382,6 +398,10 @@ fn stylize_all(
         if job.stop.load(Ordering::SeqCst) {
             outcome.interrupted = true;
             return Err(interrupted(outcome, kept));
+        }
+        if position == 0 && !open_sink(styled, &frame) {
+            // The encoder refused the output: its error is the one to report.
+            return Ok(());
         }
         let content_image = frame.image.clone();
         let (raw, keep, done) = if position < already {
@@ -547,6 +567,14 @@ fn stylize_all(
         progress.advance(outcome.frames as u64, Some(loss_so_far));
     }
     Ok(())
+}
+
+/// Has the encoding thread open the sink for the run's `first` frame (as decoded: the sink
+/// needs its size and time), and waits for it; false when it could not.
+fn open_sink(styled: &SyncSender<Styled>, first: &Frame) -> bool {
+    let (opened, reply) = sync_channel(1);
+    let first = first.clone();
+    styled.send(Styled::Open { first, opened }).is_ok() && reply.recv().unwrap_or(false)
 }
 
 fn interrupted(outcome: &PipelineOutcome, kept: Option<&KeptFrames>) -> Error {

@@ -202,8 +202,13 @@ pub fn engine_settings(
 impl Report {
     /// Writes the report as pretty JSON to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
+        self.stage(path)?.commit()
+    }
+
+    /// [`Report::write`], the file left under its temporary name until committed.
+    pub fn stage(&self, path: &Path) -> Result<atomic::Staged> {
         let text = serde_json::to_string_pretty(self).expect("a report serialises");
-        atomic::write(path, |f| {
+        atomic::Staged::write(path, |f| {
             f.write_all(text.as_bytes())?;
             f.write_all(b"\n")
         })

@@ -65,6 +65,21 @@ impl StillSettings {
     pub fn validate(&self) -> Result<()> {
         self.style.validate()?;
         picture::output_format(&self.output)?;
+        if let Some(format) = picture::animation_format(&self.content) {
+            let remedy = if format == image::ImageFormat::WebP {
+                // ffmpeg (5.1) reads only still WebP.
+                "To paint every frame, save its frames as PNG files and give their folder"
+            } else {
+                "To paint every frame, give a video output (-o clip.mp4) or a frame pattern \
+                 (-o frames/%04d.png)"
+            };
+            return Err(Error::image(
+                &self.content,
+                format!(
+                    "an animated picture: a still run would paint its first frame only. {remedy}"
+                ),
+            ));
+        }
         let mut outputs = vec![self.output.as_path()];
         if let Some(gif) = &self.gif {
             if gif.max_edge < picture::MIN_SIDE {
@@ -197,13 +212,25 @@ pub fn stylize_image(
     }
 
     let result = finish(from_network(&outcome.image)?);
-    picture::save_with_depth(&result, &settings.output, settings.bit_depth)?;
+    // Every output is written before any takes its name: a failure leaves none of them.
+    let mut staged = vec![picture::stage(
+        &result,
+        &settings.output,
+        settings.bit_depth,
+    )?];
     let gif_frames = match (gif, &settings.gif) {
-        (Some(recorder), Some(g)) => Some(recorder.finish(&result, outcome.iterations, &g.path)?),
+        (Some(recorder), Some(g)) => {
+            let (file, frames) = recorder.stage(&result, outcome.iterations, &g.path)?;
+            staged.push(file);
+            Some(frames)
+        }
         _ => None,
     };
     if let Some(path) = &settings.report {
-        report(settings, (w, h), &outcome, seconds).write(path)?;
+        staged.push(report(settings, (w, h), &outcome, seconds).stage(path)?);
+    }
+    for file in staged {
+        file.commit()?;
     }
     Ok(StillSummary {
         outcome,

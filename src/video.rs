@@ -188,9 +188,17 @@ pub fn kept_dir(output: &Path, range: FrameRange) -> PathBuf {
             end: Some(end),
         } => format!("-{start}-{end}"),
     };
+    // A long name is shortened to leave room for the ending.
     match Pattern::parse(output) {
-        Some(p) => p.dir().join(format!(".{name}.frames{part}")),
-        None => output.with_file_name(format!("{name}.frames")),
+        Some(p) => {
+            let ending = format!(".frames{part}");
+            let name = atomic::shortened(&name, 1 + ending.len());
+            p.dir().join(format!(".{name}{ending}"))
+        }
+        None => {
+            let name = atomic::shortened(&name, ".frames".len());
+            output.with_file_name(format!("{name}.frames"))
+        }
     }
 }
 
@@ -367,9 +375,17 @@ impl VideoSettings {
 }
 
 /// Opens the input: a frame sequence, or a video when the `video` feature is on.
-fn open_source(input: &Path, fps: Ratio, long_edge: u32) -> Result<Box<dyn FrameSource>> {
+fn open_source(
+    input: &Path,
+    fps: Ratio,
+    long_edge: u32,
+    range: FrameRange,
+) -> Result<Box<dyn FrameSource>> {
     if sequence::is_sequence(input) {
-        return Ok(Box::new(SequenceSource::open(input, fps, long_edge)?));
+        let frames = range.start..range.end.unwrap_or(usize::MAX);
+        return Ok(Box::new(SequenceSource::open_frames(
+            input, fps, long_edge, frames,
+        )?));
     }
     #[cfg(feature = "video")]
     {
@@ -379,7 +395,7 @@ fn open_source(input: &Path, fps: Ratio, long_edge: u32) -> Result<Box<dyn Frame
     }
     #[cfg(not(feature = "video"))]
     {
-        let _ = (fps, long_edge);
+        let _ = (fps, long_edge, range);
         Err(Error::video(
             input,
             "this build has no video support (built without the `video` feature): give a frame folder or pattern",
@@ -387,7 +403,8 @@ fn open_source(input: &Path, fps: Ratio, long_edge: u32) -> Result<Box<dyn Frame
     }
 }
 
-/// Opens the output when the first frame arrives.
+/// Opens the output for the run's first frame, as decoded: before any painting, so that an output
+/// the encoder refuses costs none.
 fn open_sink(
     settings: &VideoSettings,
     info: &SourceInfo,
@@ -672,14 +689,19 @@ fn run_kept(
         kept: Some((kept, already)),
         stop,
     };
-    let (input, fps, edge) = (settings.input.clone(), settings.fps, style.size);
+    let (input, fps, edge, range) = (
+        settings.input.clone(),
+        settings.fps,
+        style.size,
+        settings.range,
+    );
     let sink_settings = settings.clone();
     let mut reports = Vec::new();
     let mut processing = (0, 0);
     let with_tv = style.loss.tv_weight > 0.0;
     let output = settings.output.clone();
     let (outcome, result) = pipeline::run(
-        move || open_source(&input, fps, edge),
+        move || open_source(&input, fps, edge, range),
         move |info: &SourceInfo, first: &Frame| open_sink(&sink_settings, info, first),
         &job,
         progress,

@@ -675,6 +675,39 @@ fn ctrl_c_stops_a_still_and_writes_nothing() {
 }
 
 #[test]
+fn a_gif_that_cannot_be_written_leaves_no_picture_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("still.png");
+    let json = dir.path().join("run.json");
+    let steps = dir.path().join("steps");
+    std::fs::create_dir(&steps).unwrap();
+    let mut run = Watched::spawn(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("stylize-video"))
+            .arg(frame())
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "64", "--iterations", "300", "-o"])
+            .arg(&out)
+            .arg("--gif")
+            .arg(steps.join("steps.gif"))
+            .arg("--report")
+            .arg(&json),
+    );
+    run.wait_for(
+        " with 1 painting(s) on ",
+        std::time::Duration::from_secs(120),
+    );
+    // The GIF's folder goes away while the picture is painted.
+    std::fs::remove_dir(&steps).unwrap();
+    let (code, log) = run.end_within(std::time::Duration::from_secs(600));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("steps.gif"), "{log}");
+    // Outputs appear together or not at all: a rerun needs no --overwrite.
+    assert!(!out.exists() && !json.exists(), "{log}");
+    assert!(partials(dir.path()).is_empty());
+}
+
+#[test]
 fn a_still_can_be_written_with_16_bits() {
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("deep.png");
@@ -920,6 +953,20 @@ fn a_frame_folder_is_checked_before_any_work() {
     );
     assert!(!d.join("two").exists() && !d.join("sizes").exists());
     assert_eq!(std::fs::read_dir(&shot).unwrap().count(), 4);
+    // Only the frames of --frames are read: a shard is not stopped (or slowed) by the others.
+    std::fs::write(shot.join("shot_0001.png"), b"damaged").unwrap();
+    let part = d.join("part");
+    run(&shot, &part.join("%04d.png"))
+        .args(["--frames", "1:2"])
+        .assert()
+        .success();
+    let written: Vec<_> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    // A folder's frames are numbered by position from 0: the second is 1.
+    assert_eq!(written, ["0001.png"]);
 }
 
 #[test]

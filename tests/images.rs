@@ -57,7 +57,17 @@ fn cmyk_16_bit_grey_and_alpha_images_read_as_rgb() {
 #[test]
 fn damaged_or_absurd_files_are_refused_with_their_name_and_problem() {
     let dir = tempfile::tempdir().unwrap();
+    // A picture of a format the image crate knows but this tool does not read is said to be so,
+    // not damaged.
+    let ppm = dir.path().join("scan.ppm");
+    let mut bytes = b"P6\n32 32\n255\n".to_vec();
+    bytes.extend(std::iter::repeat_n(128u8, 32 * 32 * 3));
+    std::fs::write(&ppm, bytes).unwrap();
     let cases = [
+        (
+            ppm,
+            "a picture in PNM (PPM, PGM or PBM), a format this tool does not read",
+        ),
         (dir.path().join("missing.jpg"), "no such file"),
         (text_named_jpg(dir.path()), "not an image"),
         (truncated_jpeg(dir.path()), "truncated JPEG"),
@@ -127,4 +137,84 @@ fn exr_over_range_values_are_white_and_its_alpha_is_premultiplied() {
     for (g, e) in got.iter().zip(expected) {
         assert!((g - e).abs() < 1e-3, "{got:?} vs {expected:?}");
     }
+}
+
+#[test]
+fn an_animation_is_told_from_a_still_picture() {
+    use stylize_video::io::image::animation_format;
+    let dir = tempfile::tempdir().unwrap();
+    let animated = gif_of(dir.path(), "animated.gif", 3);
+    assert_eq!(animation_format(&animated), Some(image::ImageFormat::Gif));
+    let still = gif_of(dir.path(), "still.gif", 1);
+    assert_eq!(animation_format(&still), None);
+    assert_eq!(load(&still).unwrap().dimensions(), (64, 48));
+    assert_eq!(animation_format(&frame()), None);
+}
+
+#[test]
+fn a_grey_exr_reads_as_grey_with_its_alpha_premultiplied() {
+    use exr::prelude::*;
+    use stylize_video::io::image::linear_to_srgb;
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (24usize, 16usize);
+    // A ramp of linear light across, and in the grey-and-alpha file a left half half covered.
+    let grey: Vec<f32> = (0..w * h).map(|i| (i % w) as f32 / w as f32).collect();
+    let cover: Vec<f32> = (0..w * h)
+        .map(|i| if i % w < w / 2 { 0.5 } else { 1.0 })
+        .collect();
+    let write = |name: &str, channels: SmallVec<[AnyChannel<FlatSamples>; 4]>| {
+        let path = dir.path().join(name);
+        let layer = Layer::new(
+            (w, h),
+            LayerAttributes::named("main"),
+            Encoding::FAST_LOSSLESS,
+            AnyChannels::sort(channels),
+        );
+        Image::from_layer(layer).write().to_file(&path).unwrap();
+        path
+    };
+    let y = write(
+        "y.exr",
+        SmallVec::from_vec(vec![AnyChannel::new("Y", FlatSamples::F32(grey.clone()))]),
+    );
+    let read = load(&y).unwrap();
+    assert_eq!(read.dimensions(), (w as u32, h as u32));
+    // As a sequence's frames are checked: from the header.
+    let size = stylize_video::io::image::dimensions(&y).unwrap();
+    assert_eq!(size, (w as u32, h as u32));
+    for (i, p) in read.pixels().enumerate() {
+        let expected = linear_to_srgb(grey[i]);
+        assert!(
+            p.0.iter().all(|v| (v - expected).abs() < 1e-6),
+            "{i}: {p:?}"
+        );
+    }
+    let ya = write(
+        "ya.exr",
+        SmallVec::from_vec(vec![
+            AnyChannel::new("Y", FlatSamples::F32(grey.clone())),
+            AnyChannel::new("A", FlatSamples::F32(cover.clone())),
+        ]),
+    );
+    let read = load(&ya).unwrap();
+    for (i, p) in read.pixels().enumerate() {
+        let expected = linear_to_srgb(grey[i] + 1.0 - cover[i]);
+        assert!(
+            p.0.iter().all(|v| (v - expected).abs() < 1e-6),
+            "{i}: {p:?}"
+        );
+    }
+    // Two colour channels without a third are no picture this tool can read.
+    let rg = write(
+        "rg.exr",
+        SmallVec::from_vec(vec![
+            AnyChannel::new("R", FlatSamples::F32(grey.clone())),
+            AnyChannel::new("G", FlatSamples::F32(grey)),
+        ]),
+    );
+    let message = load(&rg).unwrap_err().to_string();
+    assert!(
+        message.contains("rg.exr") && message.contains("OpenExr"),
+        "{message}"
+    );
 }

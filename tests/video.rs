@@ -340,6 +340,111 @@ fn h265_in_mp4_is_tagged_for_apple_players() {
     }
 }
 
+/// Mean and standard deviation of a picture's values, in 0..1.
+fn mean_and_deviation(picture: &image::RgbImage) -> (f64, f64) {
+    let values: Vec<f64> = picture
+        .as_raw()
+        .iter()
+        .map(|&v| f64::from(v) / 255.0)
+        .collect();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    (mean, variance.sqrt())
+}
+
+#[test]
+fn encoders_of_older_standards_take_any_source_and_a_refused_output_costs_no_painting() {
+    let dir = tempfile::tempdir().unwrap();
+    // A transport stream: times in 1/90000 s, which MPEG-4 Part 2 and MPEG-2 refuse.
+    let ts = dir.path().join("carphone.ts");
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-frames:v",
+        "5",
+        "-c:v",
+        "libx264",
+        ts.to_str().unwrap(),
+    ]);
+    let source = probe(&ts).times;
+    let every: Vec<f64> = source.iter().map(|t| t - source[0]).collect();
+    assert_eq!(every.len(), 5);
+    for codec in ["mpeg4", "mpeg2video"] {
+        let out = dir.path().join(format!("{codec}.mkv"));
+        let log = success_log(quick(&ts, &out).args(["--codec", codec]));
+        assert!(
+            log.contains("refuses the source's time base 1/90000")
+                && log.contains("frame period 1001/30000"),
+            "{log}"
+        );
+        assert_same_times(&every, &probe(&out).times);
+    }
+    // Motion JPEG takes full-range pictures only; its colours are those of the painted frames.
+    let out = dir.path().join("mjpeg.mkv");
+    quick(&ts, &out)
+        .args(["--codec", "mjpeg", "--size", "64", "--output-size", "64"])
+        .arg("--keep-frames")
+        .assert()
+        .success();
+    let decoded = dir.path().join("mjpeg-first.png");
+    ffmpeg_cli(&[
+        "-i",
+        out.to_str().unwrap(),
+        "-frames:v",
+        "1",
+        "-pix_fmt",
+        "rgb24",
+        decoded.to_str().unwrap(),
+    ]);
+    let painted = image::open(dir.path().join("mjpeg.mkv.frames/000000.png"))
+        .unwrap()
+        .to_rgb8();
+    // Studio-range pictures read as full range (or the reverse) would change the contrast by
+    // 14 %; the 4:2:0 chroma alone changes it by 1 % here.
+    let decoded = image::open(&decoded).unwrap().to_rgb8();
+    assert_eq!(decoded.dimensions(), painted.dimensions());
+    let ((m, d), (pm, pd)) = (mean_and_deviation(&decoded), mean_and_deviation(&painted));
+    assert!((m - pm).abs() < 0.01, "mean {m} vs {pm}");
+    assert!((d / pd - 1.0).abs() < 0.03, "deviation {d} vs {pd}");
+
+    // An output the muxer refuses only when it starts (VP9 in MOV) fails before the first frame
+    // is painted, so nothing is kept, and says why in ffmpeg's words.
+    let out = dir.path().join("vp9.mov");
+    let log = failure_log(quick(&ts, &out).args(["--codec", "vp9"]));
+    assert!(
+        log.contains("vp9.mov") && log.contains("vp9 only supported in MP4"),
+        "{log}"
+    );
+    assert!(!dir.path().join("vp9.mov.frames").exists());
+    assert!(partials(dir.path()).is_empty());
+}
+
+#[test]
+fn an_animated_gif_is_painted_frame_by_frame_not_as_a_still() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = common::files::gif_of(dir.path(), "wave.gif", 3);
+    // As a still it would lose all but its first frame: refused, with what to do instead.
+    let mut still = Command::cargo_bin("stylize-video").unwrap();
+    still
+        .arg(&gif)
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "48", "--iterations", "2", "-o"])
+        .arg(dir.path().join("wave.png"));
+    let log = failure_log(&mut still);
+    assert!(
+        log.contains("wave.gif")
+            && log.contains("an animated picture")
+            && log.contains("-o clip.mp4"),
+        "{log}"
+    );
+    assert!(!dir.path().join("wave.png").exists());
+    // As the message says: every frame into a video.
+    let out = dir.path().join("wave.mp4");
+    quick(&gif, &out).assert().success();
+    assert_eq!(probe(&out).times.len(), 3);
+}
+
 #[test]
 fn a_video_is_taken_for_a_video_whatever_its_name_or_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,6 +457,15 @@ fn a_video_is_taken_for_a_video_whatever_its_name_or_output() {
         .assert()
         .success();
     assert_eq!(probe(&out).times.len(), 2);
+    // A name of 250 bytes, the most that leaves room for nothing else: its kept frames'
+    // folder and temporary file get shortened names, and nothing is left beside it.
+    let long = dir.path().join(format!("{}.mp4", "ü".repeat(123)));
+    quick(&named, &long)
+        .args(["--frames", ":2"])
+        .assert()
+        .success();
+    assert_eq!(probe(&long).times.len(), 2);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     // A video asked for a picture is told what it can be written to, not that it is no image.
     let log = failure_log(&mut quick(&named, &dir.path().join("still.png")));
     assert!(
@@ -817,8 +931,11 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
         .get_output()
         .clone();
     let log = stderr_of(&other);
+    // The setting that changed is named by its path, with both values.
     assert!(
-        log.contains("other settings") && log.contains("--restart"),
+        log.contains("other settings (style.iterations: ")
+            && log.contains(" -> 11)")
+            && log.contains("--restart"),
         "{log}"
     );
 
@@ -1191,6 +1308,14 @@ fn flags_a_run_would_ignore_are_refused() {
             failure_log(quick(&clip("carphone_pristine.mp4"), &dir.path().join(name)).args(extra));
         assert!(log.contains("--crf = ") && log.contains(problem), "{log}");
     }
+    // A bit rate without its unit.
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4")).args(["--bitrate", "8"]),
+    );
+    assert!(
+        log.contains("--bitrate = 8") && log.contains("did you mean 8M or 8k?"),
+        "{log}"
+    );
     // A GIF setting on a video is a still's, whether or not --gif is there.
     let log = failure_log(
         quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4")).args(["--gif-every", "5"]),

@@ -15,13 +15,21 @@ pub fn temporary_path(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let suffix = format!(".partial-{}", std::process::id());
-    // Within the 255 bytes a name may have: a long name is shortened (at a character).
-    let mut room = 255 - 1 - suffix.len();
+    let kept = shortened(&name, 1 + suffix.len());
+    path.with_file_name(format!(".{kept}{suffix}"))
+}
+
+/// The bytes a file name may have on the usual file systems (ext4, APFS, NTFS in UTF-16 units).
+pub const NAME_MAX: usize = 255;
+
+/// The longest beginning of `name`, ending at a whole character, that leaves `reserved` of the
+/// [`NAME_MAX`] bytes of a file name for what is added to it.
+pub fn shortened(name: &str, reserved: usize) -> &str {
+    let mut room = NAME_MAX.saturating_sub(reserved);
     while room < name.len() && !name.is_char_boundary(room) {
         room -= 1;
     }
-    let kept = &name[..room.min(name.len())];
-    path.with_file_name(format!(".{kept}{suffix}"))
+    &name[..room.min(name.len())]
 }
 
 /// Whether two paths name one file, however spelt (`out.png`, `./out.png`, `../dir/out.png`, a
@@ -88,23 +96,63 @@ pub fn remove_in_progress() {
 /// Writes `path` through `fill`, which gets the temporary file; on success the file is synced
 /// and renamed to `path`, on failure it is removed.
 pub fn write(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
-    let target = landing(path);
-    let tmp = temporary_path(&target);
-    let _listed = InProgress::new(tmp.clone());
-    let result = File::create(&tmp)
-        .and_then(|mut f| {
-            fill(&mut f)?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, &target));
-    result.map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
+    Staged::write(path, fill)?.commit()
+}
+
+/// A file written whole under its temporary name, waiting to take its name: outputs that
+/// belong together (a picture, its GIF and its report) are all written before any appears, so
+/// that a failure leaves none of them. Dropped without [`Staged::commit`], it is removed.
+pub struct Staged {
+    named: PathBuf,
+    target: PathBuf,
+    temporary: PathBuf,
+    committed: bool,
+    _listed: InProgress,
+}
+
+impl Staged {
+    /// Writes the temporary file of `path` through `fill`, and syncs it.
+    pub fn write(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<Self> {
+        let target = landing(path);
+        let temporary = temporary_path(&target);
+        let staged = Staged {
+            named: path.to_path_buf(),
+            target,
+            _listed: InProgress::new(temporary.clone()),
+            temporary,
+            committed: false,
+        };
+        File::create(&staged.temporary)
+            .and_then(|mut f| {
+                fill(&mut f)?;
+                f.sync_all()
+            })
+            .map_err(|source| staged.error(source))?;
+        Ok(staged)
+    }
+
+    /// Gives the file its name.
+    pub fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.temporary, &self.target).map_err(|source| self.error(source))?;
+        self.committed = true;
+        Ok(())
+    }
+
+    fn error(&self, source: std::io::Error) -> Error {
         Error::Io {
             action: "cannot write",
-            path: path.to_path_buf(),
+            path: self.named.clone(),
             source,
         }
-    })
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
 }
 
 /// The file a write to `path` lands on: where `path` is a link (to a link ...), the file it

@@ -70,7 +70,19 @@ impl GifRecorder {
     /// Writes the GIF to `path`: every recorded frame, then `result` (the output image, after
     /// `iterations` iterations) in place of or after the last one. Returns the frame count:
     /// 1 + ⌈iterations / every⌉.
-    pub fn finish(mut self, result: &Rgb32FImage, iterations: usize, path: &Path) -> Result<usize> {
+    pub fn finish(self, result: &Rgb32FImage, iterations: usize, path: &Path) -> Result<usize> {
+        let (staged, count) = self.stage(result, iterations, path)?;
+        staged.commit()?;
+        Ok(count)
+    }
+
+    /// [`GifRecorder::finish`], the file left under its temporary name until committed.
+    pub fn stage(
+        mut self,
+        result: &Rgb32FImage,
+        iterations: usize,
+        path: &Path,
+    ) -> Result<(atomic::Staged, usize)> {
         // Frames of iterations at or past the last (the optimiser may have run on, discarding
         // its work, after a stop it decided on the device) give way to the result.
         self.frames.retain(|(i, _)| *i < iterations);
@@ -78,7 +90,7 @@ impl GifRecorder {
         self.frames.push((iterations, last));
         let count = self.frames.len();
         let (w, h) = self.frames[0].1.dimensions();
-        atomic::write(path, |file| {
+        let staged = atomic::Staged::write(path, |file| {
             let mut encoder = Encoder::new(BufWriter::new(file), w as u16, h as u16, &[])
                 .map_err(std::io::Error::other)?;
             encoder
@@ -96,6 +108,6 @@ impl GifRecorder {
             }
             encoder.into_inner().map_err(std::io::Error::other)?.flush()
         })?;
-        Ok(count)
+        Ok((staged, count))
     }
 }

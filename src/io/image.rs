@@ -25,6 +25,29 @@ const MAX_DECODE_BYTES: u64 = MAX_SIDE as u64 * MAX_SIDE as u64 * 8;
 /// Formats read and written, named for messages.
 const SUPPORTED: &str = "PNG, JPEG, TIFF, EXR, BMP, GIF or WebP";
 
+/// The formats read (the `image` crate recognises more than it is built to decode here).
+const READ: [ImageFormat; 7] = [
+    ImageFormat::Png,
+    ImageFormat::Jpeg,
+    ImageFormat::Tiff,
+    ImageFormat::OpenExr,
+    ImageFormat::Bmp,
+    ImageFormat::Gif,
+    ImageFormat::WebP,
+];
+
+/// A format's name as users know it.
+fn format_name(format: ImageFormat) -> String {
+    match format {
+        ImageFormat::Pnm => "PNM (PPM, PGM or PBM)".into(),
+        ImageFormat::Hdr => "Radiance HDR".into(),
+        other => other
+            .extensions_str()
+            .first()
+            .map_or_else(|| format!("{other:?}"), |e| e.to_ascii_uppercase()),
+    }
+}
+
 /// Reads an image of any supported format and depth (8 or 16 bit, grey, RGB, CMYK JPEG, with or
 /// without alpha; OpenEXR) as RGB with values in 0..1. EXIF orientation is applied, so that phone
 /// pictures come out upright; transparency is flattened onto white. EXR's linear light is
@@ -51,6 +74,15 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
             format!("not an image in a supported format ({SUPPORTED})"),
         )
     })?;
+    if !READ.contains(&format) {
+        return Err(Error::image(
+            path,
+            format!(
+                "a picture in {}, a format this tool does not read: convert it to {SUPPORTED}",
+                format_name(format)
+            ),
+        ));
+    }
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(Error::image(
             path,
@@ -66,9 +98,14 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
     let mut limits = Limits::no_limits();
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| Error::image(path, describe(format, &e)))?;
+    let mut decoder = match reader.into_decoder() {
+        Ok(decoder) => decoder,
+        // The image crate reads EXR's colour channels only.
+        Err(e) if format == ImageFormat::OpenExr => {
+            return grey_exr(path, bytes).ok_or_else(|| Error::image(path, describe(format, &e)))?
+        }
+        Err(e) => return Err(Error::image(path, describe(format, &e))),
+    };
     let (w, h) = decoder.dimensions();
     check_size(path, w, h)?;
     let orientation = decoder.orientation().ok();
@@ -85,6 +122,102 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
         }
     }
     Ok(rgb)
+}
+
+/// The format of the picture at `path` when it is an animation (a GIF, PNG or WebP of several
+/// frames), which a still run would take only the first frame of. Files that cannot be read
+/// say no: loading them gives the error.
+pub fn animation_format(path: &Path) -> Option<ImageFormat> {
+    use image::codecs::{gif::GifDecoder, png::PngDecoder, webp::WebPDecoder};
+    use image::AnimationDecoder;
+    let bytes = std::fs::read(path).ok()?;
+    let reader = || Cursor::new(bytes.as_slice());
+    let format = image::guess_format(&bytes).ok()?;
+    let animated = match format {
+        ImageFormat::Gif => GifDecoder::new(reader())
+            .is_ok_and(|d| d.into_frames().take(2).filter(|f| f.is_ok()).count() > 1),
+        ImageFormat::Png => PngDecoder::new(reader()).is_ok_and(|d| d.is_apng().unwrap_or(false)),
+        ImageFormat::WebP => WebPDecoder::new(reader()).is_ok_and(|d| d.has_animation()),
+        _ => false,
+    };
+    animated.then_some(format)
+}
+
+/// A picture's width and height as stored, from its header (before any orientation is
+/// applied); an error names the file and the problem.
+pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
+    let reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| Error::image(path, format!("cannot read it: {e}")))?;
+    let is_exr = reader.format() == Some(ImageFormat::OpenExr);
+    reader.into_dimensions().or_else(|e| {
+        // The image crate reads only EXRs with colour channels; any layer has a size.
+        exr::meta::MetaData::read_from_file(path, false)
+            .ok()
+            .filter(|_| is_exr)
+            .and_then(|meta| {
+                let size = meta.headers.first()?.layer_size;
+                Some((u32::try_from(size.0).ok()?, u32::try_from(size.1).ok()?))
+            })
+            .ok_or_else(|| Error::image(path, format!("not a readable image: {e}")))
+    })
+}
+
+/// An EXR of one grey channel (`Y`, or a single channel of any name) and perhaps alpha, as
+/// RGB like [`decode`] gives; `None` when it is not such a file, `Some(Err)` when it is but
+/// cannot be used.
+fn grey_exr(path: &Path, bytes: &[u8]) -> Option<Result<Rgb32FImage>> {
+    use exr::prelude::{read, ReadChannels, ReadLayers};
+    let image = read()
+        .no_deep_data()
+        .largest_resolution_level()
+        .all_channels()
+        .first_valid_layer()
+        .all_attributes()
+        .from_buffered(Cursor::new(bytes))
+        .ok()?;
+    let layer = image.layer_data;
+    let channels = &layer.channel_data.list;
+    let named = |name: &str| {
+        channels
+            .iter()
+            .find(|c| c.name.to_string().eq_ignore_ascii_case(name))
+    };
+    let alpha = named("A");
+    let grey = named("Y").or_else(|| {
+        let mut others = channels
+            .iter()
+            .filter(|c| alpha.is_none_or(|a| a.name != c.name));
+        match (others.next(), others.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    })?;
+    let (w, h) = (layer.size.0, layer.size.1);
+    let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+        return Some(Err(Error::image(
+            path,
+            format!("{w}x{h} pixels is too large"),
+        )));
+    };
+    if let Err(e) = check_size(path, w32, h32) {
+        return Some(Err(e));
+    }
+    let coverage: Vec<f32> = match alpha {
+        Some(a) => a.sample_data.values_as_f32().collect(),
+        None => vec![1.0; w * h],
+    };
+    let mut rgb = Rgb32FImage::new(w32, h32);
+    for ((pixel, value), a) in rgb
+        .pixels_mut()
+        .zip(grey.sample_data.values_as_f32())
+        .zip(coverage)
+    {
+        // Premultiplied, as EXR keeps colours: composited onto white by addition.
+        let v = linear_to_srgb(value + (1.0 - a));
+        pixel.0 = [v, v, v];
+    }
+    Some(Ok(rgb))
 }
 
 /// The sRGB transfer function (linear light to encoded, both 0..1, clipped).
@@ -244,6 +377,11 @@ pub fn save(image: &Rgb32FImage, path: &Path) -> Result<()> {
 
 /// [`save`] with a choice of depth for PNG and TIFF.
 pub fn save_with_depth(image: &Rgb32FImage, path: &Path, depth: BitDepth) -> Result<()> {
+    stage(image, path, depth)?.commit()
+}
+
+/// [`save_with_depth`], the file left under its temporary name until committed.
+pub fn stage(image: &Rgb32FImage, path: &Path, depth: BitDepth) -> Result<atomic::Staged> {
     let format = output_format(path)?;
     let (w, h) = image.dimensions();
     let encoded: DynamicImage = match (format, depth) {
@@ -264,7 +402,7 @@ pub fn save_with_depth(image: &Rgb32FImage, path: &Path, depth: BitDepth) -> Res
         }
         _ => DynamicImage::ImageRgb8(to_rgb8(image)),
     };
-    atomic::write(path, |file| {
+    atomic::Staged::write(path, |file| {
         let mut out = BufWriter::new(file);
         let result = match format {
             ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, 95).write_image(

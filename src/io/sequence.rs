@@ -245,16 +245,10 @@ fn pattern_of(path: &Path) -> String {
     }
 }
 
-/// Reads every frame's size from its header, before any work: a frame that cannot be read,
-/// or whose size is not the first frame's, is an error naming it.
+/// Reads the size of every frame that will be read from its header, before any work: a frame
+/// that cannot be read, or whose size is not the first one's, is an error naming it.
 fn check_sizes(files: &[(u64, PathBuf)]) -> Result<()> {
-    let size_of = |path: &Path| {
-        image::ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|e| Error::image(path, format!("cannot read it: {e}")))?
-            .into_dimensions()
-            .map_err(|e| Error::image(path, format!("not a readable image: {e}")))
-    };
+    let size_of = picture::dimensions;
     let first = size_of(&files[0].1)?;
     for (_, path) in &files[1..] {
         let size = size_of(path)?;
@@ -262,7 +256,7 @@ fn check_sizes(files: &[(u64, PathBuf)]) -> Result<()> {
             return Err(Error::image(
                 path,
                 format!(
-                    "is {}x{}, but the sequence's first frame, '{}', is {}x{}: a sequence's frames must all have one size",
+                    "is {}x{}, but the first frame read, '{}', is {}x{}: a sequence's frames must all have one size",
                     size.0,
                     size.1,
                     files[0].1.display(),
@@ -279,6 +273,8 @@ fn check_sizes(files: &[(u64, PathBuf)]) -> Result<()> {
 pub struct SequenceSource {
     files: Vec<(u64, PathBuf)>,
     next: usize,
+    /// One past the last position read.
+    end: usize,
     size: (u32, u32),
     info: SourceInfo,
     warnings: Vec<String>,
@@ -288,9 +284,29 @@ impl SequenceSource {
     /// Opens the sequence at `path` (directory or pattern); frames come at `fps` frames per
     /// second, scaled so that the long edge is `long_edge` pixels.
     pub fn open(path: &Path, fps: Ratio, long_edge: u32) -> Result<Self> {
+        Self::open_frames(path, fps, long_edge, 0..usize::MAX)
+    }
+
+    /// [`SequenceSource::open`] for the frames at positions `frames` only: only they are read
+    /// (a shard at the end of a long sequence does not decode those before it); the first
+    /// frame that comes has index `frames.start`.
+    pub fn open_frames(
+        path: &Path,
+        fps: Ratio,
+        long_edge: u32,
+        frames: std::ops::Range<usize>,
+    ) -> Result<Self> {
         let files = list(path)?;
-        check_sizes(&files)?;
-        let first = picture::load(&files[0].1)?;
+        let start = frames.start.min(files.len());
+        let wanted = &files[start..frames.end.clamp(start, files.len())];
+        // Past the end nothing is read; the pipeline says there is no frame in the range.
+        let wanted = if wanted.is_empty() {
+            &files[..1]
+        } else {
+            wanted
+        };
+        check_sizes(wanted)?;
+        let first = picture::load(&wanted[0].1)?;
         let (width, height) = first.dimensions();
         let mut warnings = Vec::new();
         let first_gap = files
@@ -329,8 +345,9 @@ impl SequenceSource {
         };
         Ok(SequenceSource {
             size: scaled_size(width, height, long_edge),
+            end: frames.end.min(files.len()),
             files,
-            next: 0,
+            next: start,
             info,
             warnings,
         })
@@ -343,7 +360,7 @@ impl FrameSource for SequenceSource {
     }
 
     fn next_frame(&mut self) -> Result<Option<Frame>> {
-        let Some((_, path)) = self.files.get(self.next) else {
+        let Some((_, path)) = self.files[..self.end].get(self.next) else {
             return Ok(None);
         };
         let image = picture::load(path)?;
@@ -351,7 +368,7 @@ impl FrameSource for SequenceSource {
             return Err(Error::image(
                 path,
                 format!(
-                    "is {}x{}, but the sequence's first frame is {}x{}",
+                    "is {}x{}, but the first frame read is {}x{}: a sequence's frames must all have one size",
                     image.width(),
                     image.height(),
                     self.info.width,

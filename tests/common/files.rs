@@ -122,3 +122,19 @@ pub fn with_alpha(dir: &Path) -> PathBuf {
     rgba.save(&p).unwrap();
     p
 }
+
+/// A GIF of `frames` frames of 64x48 pixels, each a shade darker than the last.
+pub fn gif_of(dir: &Path, name: &str, frames: usize) -> PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    let mut encoder = image::codecs::gif::GifEncoder::new(file);
+    let pictures = (0..frames).map(|k| {
+        let shade = 200 - 40 * k as u8;
+        let picture = image::RgbaImage::from_fn(64, 48, |x, y| {
+            image::Rgba([shade, (x * 4) as u8, (y * 5) as u8, 255])
+        });
+        image::Frame::new(picture)
+    });
+    encoder.encode_frames(pictures).unwrap();
+    path
+}

@@ -119,19 +119,24 @@ impl Watched {
 
     /// Presses Ctrl-C (SIGINT) and waits for the binary to end, at most 60 s (then kills it and
     /// fails): its exit code and all it wrote to its standard error.
-    pub fn interrupt(mut self) -> (Option<i32>, String) {
-        use std::time::{Duration, Instant};
+    pub fn interrupt(self) -> (Option<i32>, String) {
         self.signal();
-        let asked = Instant::now();
+        self.end_within(std::time::Duration::from_secs(60))
+    }
+
+    /// Waits for the binary to end, at most `limit` (then kills it and fails): its exit code
+    /// and all it wrote to its standard error.
+    pub fn end_within(mut self, limit: std::time::Duration) -> (Option<i32>, String) {
+        let asked = std::time::Instant::now();
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            if asked.elapsed() > Duration::from_secs(60) {
+            if asked.elapsed() > limit {
                 self.child.kill().unwrap();
-                panic!("still running 60 s after Ctrl-C");
+                panic!("still running after {limit:?}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(50));
         };
         self.reader.take().unwrap().join().unwrap();
         let log = self.log.lock().unwrap().clone();

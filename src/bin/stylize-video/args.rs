@@ -455,8 +455,20 @@ fn parse_bitrate(text: &str) -> Result<u64> {
     if !(v.is_finite() && v > 0.0) {
         return Err(Error::setting("--bitrate", text, "must be above 0"));
     }
-    Ok((v * scale).round() as u64)
+    let bits = (v * scale).round();
+    // Encoders need some thousands of bits a second for the smallest picture.
+    if bits < MIN_BITRATE {
+        return Err(Error::setting(
+            "--bitrate",
+            text,
+            format!("{bits} bits a second is far too low for video: did you mean {digits}M or {digits}k?"),
+        ));
+    }
+    Ok(bits as u64)
 }
+
+/// The lowest `--bitrate` taken, in bits a second.
+const MIN_BITRATE: f64 = 10_000.0;
 
 fn layer(flag: &str, name: &str) -> Result<Layer> {
     Layer::named(name.trim()).ok_or_else(|| {

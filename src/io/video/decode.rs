@@ -61,6 +61,7 @@ impl VideoSource {
     /// long edge is `long_edge` pixels.
     pub fn open(path: &Path, long_edge: u32) -> Result<Self> {
         init();
+        super::clear_explanation();
         if !path.is_file() {
             return Err(Error::video(path, "no such file"));
         }

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::color;
+use ffmpeg::util::mathematics::rescale::Rescale;
 use ffmpeg::{codec, encoder, format, frame, Dictionary, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
 use super::audio::{query, Sound};
 use super::{init, rational, set_colorspace, space_of, sws_matrix, video_error};
 use crate::error::{Error, Result};
-use crate::frames::{Frame, FrameSink, SourceInfo};
+use crate::frames::{Frame, FrameSink, Ratio, SourceInfo};
 use crate::io::atomic::InProgress;
 pub use crate::video::EncodeSettings;
 
@@ -76,6 +77,7 @@ fn codec_name(settings: &EncodeSettings, container: &str) -> String {
 /// that the codec and pixel format exist.
 pub fn preflight(path: &Path, settings: &EncodeSettings) -> Result<()> {
     init();
+    super::clear_explanation();
     let container = container(path)?;
     let name = std::ffi::CString::new(container).expect("no NUL");
     let muxer =
@@ -189,6 +191,75 @@ fn choose(
     })
 }
 
+/// Whether pictures of this pixel format and encoder take the full 0..255 range: JPEG's
+/// formats and encoders (which refuse the studio range), not video's usual 16..235.
+fn is_full_range(pix_fmt: &str, encoder_name: &str) -> bool {
+    pix_fmt.starts_with("yuvj") || matches!(encoder_name, "mjpeg" | "ljpeg" | "jpegls")
+}
+
+/// One frame period (the inverse of the frame rate), when the rate is known.
+fn frame_period(frame_rate: Ratio) -> Option<Rational> {
+    (frame_rate.num > 0 && frame_rate.den > 0)
+        .then(|| Rational::new(frame_rate.den, frame_rate.num).reduce())
+}
+
+/// How the encoder is set up, apart from its time base.
+struct EncoderSetup<'a> {
+    codec: ffmpeg::Codec,
+    encoder_name: &'a str,
+    size: (u32, u32),
+    pix_fmt: Pixel,
+    frame_rate: Rational,
+    aspect: Rational,
+    /// The colour space and range of a YUV format; `None` for RGB.
+    colour: Option<(color::Space, color::Range)>,
+    global_header: bool,
+    settings: &'a EncodeSettings,
+}
+
+impl EncoderSetup<'_> {
+    /// Opens the encoder with frame times in `time_base`.
+    fn open(&self, time_base: Rational) -> std::result::Result<encoder::Video, ffmpeg::Error> {
+        let mut context = codec::context::Context::new_with_codec(self.codec)
+            .encoder()
+            .video()?;
+        context.set_width(self.size.0);
+        context.set_height(self.size.1);
+        context.set_format(self.pix_fmt);
+        context.set_time_base(time_base);
+        context.set_frame_rate(Some(self.frame_rate));
+        context.set_aspect_ratio(self.aspect);
+        if let Some((space, range)) = self.colour {
+            context.set_colorspace(space);
+            context.set_color_range(range);
+        }
+        if self.global_header {
+            context.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
+        let name = self.encoder_name;
+        let mut options = Dictionary::new();
+        match self.settings.bitrate {
+            Some(b) => context.set_bit_rate(b as usize),
+            None => {
+                if CRF_ENCODERS.iter().any(|(n, _)| *n == name) {
+                    let crf = self.settings.crf.unwrap_or(DEFAULT_CRF);
+                    options.set("crf", &crf.to_string());
+                    if name.starts_with("libvpx") || name == "libaom-av1" {
+                        options.set("b", "0");
+                    }
+                }
+            }
+        }
+        if name == "libx264" || name == "libx265" {
+            options.set("preset", "medium");
+        }
+        if name == "libx265" {
+            options.set("x265-params", "log-level=error");
+        }
+        context.open_with(options)
+    }
+}
+
 /// A video file being written.
 pub struct VideoSink {
     path: PathBuf,
@@ -196,7 +267,13 @@ pub struct VideoSink {
     output: format::context::Output,
     encoder: encoder::Video,
     stream: usize,
+    /// The encoder's time base: the source's, or one frame period where the encoder refuses it.
     time_base: Rational,
+    /// The unit of the frames' times.
+    source_time_base: Rational,
+    /// The last time given to the encoder, in its time base (times rounded to a coarser base
+    /// must still increase).
+    last_pts: Option<i64>,
     scaler: scaling::Context,
     processing: (u32, u32),
     /// Source time of the first frame written (becomes 0).
@@ -216,8 +293,7 @@ pub struct VideoSink {
 /// Removes temporary files of earlier runs to the same output that were killed outright (a
 /// stopped or failed run removes its own).
 fn remove_stale_partials(path: &Path) {
-    let (stem, ext) = stem_and_extension(path);
-    let (prefix, suffix) = (format!(".{stem}.partial-"), format!(".{ext}"));
+    let (prefix, suffix) = partial_name_parts(path);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -294,6 +370,7 @@ impl VideoSink {
             whole,
         } = *target;
         init();
+        super::clear_explanation();
         // The container the name asks for, written through a link onto the file it points to.
         let container = container(path)?;
         let path = &crate::io::atomic::landing(path);
@@ -343,47 +420,56 @@ impl VideoSink {
             .add_stream(codec)
             .map_err(|e| fail("cannot add the video stream", e))?;
         let stream = ost.index();
-        let mut context = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(|e| fail("cannot set up the encoder", e))?;
-        let time_base = rational(info.time_base);
-        context.set_width(cw);
-        context.set_height(ch);
-        context.set_format(pix_fmt);
-        context.set_time_base(time_base);
-        context.set_frame_rate(Some(rational(info.frame_rate)));
-        context.set_aspect_ratio(rational(info.sample_aspect_ratio));
         let matrix = sws_matrix(color::Space::Unspecified, ch);
+        let full_range = is_full_range(descriptor.name(), &encoder_name);
         let rgb_codec = matches!(descriptor.name(), n if n.starts_with("gbr") || n.starts_with("rgb") || n.starts_with("bgr"));
-        if !rgb_codec {
-            context.set_colorspace(space_of(matrix));
-            context.set_color_range(color::Range::MPEG);
-        }
-        if global_header {
-            context.set_flags(codec::Flags::GLOBAL_HEADER);
-        }
-        let mut options = Dictionary::new();
-        match settings.bitrate {
-            Some(b) => context.set_bit_rate(b as usize),
-            None => {
-                if CRF_ENCODERS.iter().any(|(name, _)| *name == encoder_name) {
-                    options.set("crf", &settings.crf.unwrap_or(DEFAULT_CRF).to_string());
-                    if encoder_name.starts_with("libvpx") || encoder_name == "libaom-av1" {
-                        options.set("b", "0");
+        let setup = EncoderSetup {
+            codec,
+            encoder_name: &encoder_name,
+            size: (cw, ch),
+            pix_fmt,
+            frame_rate: rational(info.frame_rate),
+            aspect: rational(info.sample_aspect_ratio),
+            colour: (!rgb_codec).then(|| {
+                let range = if full_range {
+                    color::Range::JPEG
+                } else {
+                    color::Range::MPEG
+                };
+                (space_of(matrix), range)
+            }),
+            global_header,
+            settings,
+        };
+        let source_time_base = rational(info.time_base);
+        let (encoder, time_base) = match setup.open(source_time_base) {
+            Ok(encoder) => (encoder, source_time_base),
+            Err(refused) => {
+                // Told now, while ffmpeg's explanation is the last one.
+                let refused = fail(&format!("cannot open the {encoder_name} encoder"), refused);
+                // Some encoders take only their standard's time bases (MPEG-4 Part 2 a
+                // denominator up to 65535, MPEG-1/2 a standard frame period): one frame period
+                // then, as ffmpeg's own tool does, with each time rounded to it.
+                let retried = frame_period(info.frame_rate)
+                    .filter(|period| *period != source_time_base)
+                    .and_then(|period| setup.open(period).ok().map(|e| (e, period)));
+                match retried {
+                    Some((encoder, period)) => {
+                        super::clear_explanation();
+                        notes.push(format!(
+                            "{encoder_name} refuses the source's time base {}/{}: frame times \
+                             rounded to its frame period {}/{} s",
+                            source_time_base.numerator(),
+                            source_time_base.denominator(),
+                            period.numerator(),
+                            period.denominator()
+                        ));
+                        (encoder, period)
                     }
+                    None => return Err(refused),
                 }
             }
-        }
-        if encoder_name == "libx264" || encoder_name == "libx265" {
-            options.set("preset", "medium");
-        }
-        if encoder_name == "libx265" {
-            options.set("x265-params", "log-level=error");
-        }
-        let encoder = context
-            .open_with(options)
-            .map_err(|e| fail(&format!("cannot open the {encoder_name} encoder"), e))?;
+        };
         ost.set_parameters(&encoder);
         ost.set_time_base(time_base);
         ost.set_avg_frame_rate(rational(info.frame_rate));
@@ -418,7 +504,7 @@ impl VideoSink {
             scaling::Flags::LANCZOS | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INP,
         )
         .map_err(|e| fail("cannot convert frames for the encoder", e))?;
-        set_colorspace(&mut scaler, matrix, true, matrix, false);
+        set_colorspace(&mut scaler, matrix, true, matrix, full_range);
         output
             .write_header()
             .map_err(|e| fail("cannot write the container header", e))?;
@@ -438,6 +524,8 @@ impl VideoSink {
                 encoder,
                 stream,
                 time_base,
+                source_time_base,
+                last_pts: None,
                 scaler,
                 processing,
                 offset: start_pts,
@@ -511,10 +599,17 @@ impl FrameSink for VideoSink {
         self.scaler
             .run(&rgb, &mut picture)
             .map_err(|e| video_error(&self.path, "cannot convert a frame for the encoder", e))?;
-        let pts = frame.pts - self.offset;
+        let source_pts = frame.pts - self.offset;
+        let rounded = source_pts.rescale(self.source_time_base, self.time_base);
+        let pts = self.last_pts.map_or(rounded, |last| rounded.max(last + 1));
+        self.last_pts = Some(pts);
         picture.set_pts(Some(pts));
-        self.durations.insert(pts, frame.duration);
-        self.end_seconds = (pts + frame.duration) as f64 * f64::from(self.time_base);
+        let duration = frame
+            .duration
+            .rescale(self.source_time_base, self.time_base)
+            .max(1);
+        self.durations.insert(pts, duration);
+        self.end_seconds = (source_pts + frame.duration) as f64 * f64::from(self.source_time_base);
         self.encoder
             .send_frame(&picture)
             .map_err(|e| video_error(&self.path, "the encoder refused a frame", e))?;
@@ -570,9 +665,42 @@ fn stem_and_extension(path: &Path) -> (String, String) {
     (text(path.file_stem()), text(path.extension()))
 }
 
+/// What the temporary names of a video at `path` start and end with, around a process id:
+/// `.clip.partial-` and `.mp4`. A long stem is shortened (at a character) so that the name
+/// keeps within the 255 bytes a name may have, whatever the process id.
+fn partial_name_parts(path: &Path) -> (String, String) {
+    const MOST_PID_DIGITS: usize = 10;
+    let (stem, ext) = stem_and_extension(path);
+    let (prefix_end, suffix) = (".partial-", format!(".{ext}"));
+    let reserved = 1 + prefix_end.len() + MOST_PID_DIGITS + suffix.len();
+    let stem = crate::io::atomic::shortened(&stem, reserved);
+    (format!(".{stem}{prefix_end}"), suffix)
+}
+
 /// The temporary name a video is written under: beside it, hidden, unique to this process. It
 /// is removed if the video is not completed.
 pub fn temporary_path(path: &Path) -> PathBuf {
-    let (stem, ext) = stem_and_extension(path);
-    path.with_file_name(format!(".{stem}.partial-{}.{ext}", std::process::id()))
+    let (prefix, suffix) = partial_name_parts(path);
+    path.with_file_name(format!("{prefix}{}{suffix}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_keep_within_a_file_name_s_length() {
+        let short = temporary_path(Path::new("dir/clip.mp4"));
+        let pid = std::process::id();
+        assert_eq!(short, Path::new(&format!("dir/.clip.partial-{pid}.mp4")));
+        // A name of 251 bytes: the temporary name is shortened to fit, at a whole character,
+        // and keeps the extension.
+        let long = format!("{}é{}.mp4", "a".repeat(230), "b".repeat(15));
+        let temporary = temporary_path(Path::new(&long));
+        let name = temporary.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name, format!(".{}.partial-{pid}.mp4", "a".repeat(230)));
+        assert!(name.len() <= 255);
+        let (prefix, suffix) = partial_name_parts(Path::new(&long));
+        assert!(name.starts_with(&prefix) && name.ends_with(&suffix));
+    }
 }

@@ -15,14 +15,88 @@ use crate::error::Error;
 use crate::frames::Ratio;
 
 /// Initialises ffmpeg once per process and keeps its own log quiet: problems reach the user
-/// through this crate's errors and warnings instead.
+/// through this crate's errors and warnings instead, which quote ffmpeg's own explanation of a
+/// failure (see [`video_error`]).
 pub(crate) fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         ffmpeg::init().expect("ffmpeg initialises");
         ffmpeg::log::set_level(ffmpeg::log::Level::Fatal);
+        explained::listen();
     });
 }
+
+/// ffmpeg's own words for its failures. Its functions return only a code ("Invalid argument")
+/// and say why in the log ("vp9 only supported in MP4"): the last error line of each thread is
+/// kept for the error the user sees.
+mod explained {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// The last error line, and whether it is complete (ffmpeg writes lines in pieces).
+        static LAST: RefCell<(String, bool)> = const { RefCell::new((String::new(), true)) };
+    }
+
+    /// Forgets the thread's last error line (before a call whose failure is to be explained).
+    pub fn clear() {
+        LAST.with(|last| *last.borrow_mut() = (String::new(), true));
+    }
+
+    /// The thread's last error line, if any, forgotten as it is taken.
+    pub fn take() -> Option<String> {
+        LAST.with(|last| {
+            let (line, _) = std::mem::replace(&mut *last.borrow_mut(), (String::new(), true));
+            let line = line.trim().to_string();
+            (!line.is_empty()).then_some(line)
+        })
+    }
+
+    #[cfg(all(target_arch = "x86_64", unix))]
+    pub fn listen() {
+        use ffmpeg_next::ffi;
+        use std::ffi::{c_char, c_int, c_void, CStr};
+
+        unsafe extern "C" fn keep(
+            class: *mut c_void,
+            level: c_int,
+            format: *const c_char,
+            arguments: *mut ffi::__va_list_tag,
+        ) {
+            if level > ffi::AV_LOG_ERROR {
+                return;
+            }
+            let mut text = [0 as c_char; 1024];
+            let mut prefix = 0;
+            unsafe {
+                ffi::av_log_format_line2(
+                    class,
+                    level,
+                    format,
+                    arguments,
+                    text.as_mut_ptr(),
+                    text.len() as c_int,
+                    &mut prefix,
+                );
+            }
+            let piece = unsafe { CStr::from_ptr(text.as_ptr()) }.to_string_lossy();
+            let _ = LAST.try_with(|last| {
+                let mut last = last.borrow_mut();
+                if last.1 {
+                    last.0.clear();
+                }
+                last.0.push_str(&piece);
+                last.1 = piece.ends_with('\n');
+            });
+        }
+        unsafe { ffi::av_log_set_callback(Some(keep)) };
+    }
+
+    /// Elsewhere the log stays silent and errors give ffmpeg's code alone.
+    #[cfg(not(all(target_arch = "x86_64", unix)))]
+    pub fn listen() {}
+}
+
+pub(crate) use explained::clear as clear_explanation;
 
 /// Read or decode errors in a row after which a file is given up as unreadable from there on.
 pub(crate) const MAX_READ_ERRORS: usize = 100;
@@ -48,8 +122,13 @@ pub(crate) fn rational(r: Ratio) -> ffmpeg::Rational {
     ffmpeg::Rational::new(r.num, r.den)
 }
 
+/// An error of the video file `path`: what failed, ffmpeg's code, and ffmpeg's own explanation
+/// when it logged one on this thread (since [`clear_explanation`]).
 pub(crate) fn video_error(path: &Path, what: &str, e: ffmpeg::Error) -> Error {
-    Error::video(path, format!("{what}: {e}"))
+    match explained::take() {
+        Some(why) => Error::video(path, format!("{what}: {e} (ffmpeg: {why})")),
+        None => Error::video(path, format!("{what}: {e}")),
+    }
 }
 
 /// The YUV matrix of a stream, as swscale names it: the stream's own, or by size when unsaid
