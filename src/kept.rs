@@ -48,7 +48,7 @@ impl KeptFrames {
             if !restart && kept.count_files() > 0 {
                 let frames = kept.count_files();
                 let changed = match &previous {
-                    Some(p) => differences(p, fingerprint).join(", "),
+                    Some(p) => differences(&upgraded(p.clone()), fingerprint).join(", "),
                     None => "unknown settings".into(),
                 };
                 return Err(Error::output(
@@ -203,15 +203,19 @@ fn differences(old: &Value, new: &Value) -> Vec<String> {
         return vec!["unreadable settings".into()];
     }
     let mut found = Vec::new();
-    differ("", old, new, &mut found);
+    differ("", Some(old), Some(new), &mut found);
+    if found.is_empty() && old != new {
+        found.push("settings written differently".into());
+    }
     found
 }
 
-fn differ(path: &str, old: &Value, new: &Value, found: &mut Vec<String>) {
+/// Adds to `found` where `old` and `new` differ below `path` (a missing value is `-`).
+fn differ(path: &str, old: Option<&Value>, new: Option<&Value>, found: &mut Vec<String>) {
     if old == new {
         return;
     }
-    if let (Some(old), Some(new)) = (old.as_object(), new.as_object()) {
+    if let (Some(Value::Object(old)), Some(Value::Object(new))) = (old, new) {
         let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
         keys.sort();
         keys.dedup();
@@ -221,20 +225,11 @@ fn differ(path: &str, old: &Value, new: &Value, found: &mut Vec<String>) {
             } else {
                 format!("{path}.{k}")
             };
-            let missing = Value::Null;
-            differ(
-                &inner,
-                old.get(k).unwrap_or(&missing),
-                new.get(k).unwrap_or(&missing),
-                found,
-            );
+            differ(&inner, old.get(k), new.get(k), found);
         }
         return;
     }
-    let show = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        v => v.to_string(),
-    };
+    let show = |v: Option<&Value>| v.map_or_else(|| "-".to_string(), Value::to_string);
     let (a, b) = (show(old), show(new));
     found.push(if a.len() + b.len() > 80 {
         path.to_string()
@@ -263,6 +258,10 @@ mod tests {
             ["fps: - -> 24", "style.loss.style_weight: 1000.0 -> 100.0"]
         );
         assert_eq!(differences(&old, &old), Vec::<String>::new());
+        // A setting an older version did not write, now written as null, is named too.
+        let older = serde_json::json!({ "input": { "file": "a.mp4" } });
+        let newer = serde_json::json!({ "input": { "file": "a.mp4", "modified": null } });
+        assert_eq!(differences(&older, &newer), ["input.modified: - -> null"]);
     }
 
     #[test]

@@ -204,6 +204,16 @@ fn a_grey_exr_reads_as_grey_with_its_alpha_premultiplied() {
             "{i}: {p:?}"
         );
     }
+    // Luminance with chroma is colour, not grey: refused rather than read as grey.
+    let yc = write(
+        "ryby.exr",
+        SmallVec::from_vec(vec![
+            AnyChannel::new("Y", FlatSamples::F32(grey.clone())),
+            AnyChannel::new("RY", FlatSamples::F32(grey.clone())),
+            AnyChannel::new("BY", FlatSamples::F32(grey.clone())),
+        ]),
+    );
+    assert!(load(&yc).is_err());
     // Two colour channels without a third are no picture this tool can read.
     let rg = write(
         "rg.exr",

@@ -443,6 +443,20 @@ fn an_animated_gif_is_painted_frame_by_frame_not_as_a_still() {
     let out = dir.path().join("wave.mp4");
     quick(&gif, &out).assert().success();
     assert_eq!(probe(&out).times.len(), 3);
+    // An animated WebP, which ffmpeg cannot decode, gets the advice that works.
+    let webp = dir.path().join("wave.webp");
+    ffmpeg_cli(&[
+        "-i",
+        gif.to_str().unwrap(),
+        "-loop",
+        "0",
+        webp.to_str().unwrap(),
+    ]);
+    let log = failure_log(&mut quick(&webp, &dir.path().join("webp.mp4")));
+    assert!(
+        log.contains("wave.webp") && log.contains("an animated WebP, which ffmpeg cannot decode"),
+        "{log}"
+    );
 }
 
 #[test]

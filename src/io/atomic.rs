@@ -22,14 +22,21 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 /// The bytes a file name may have on the usual file systems (ext4, APFS, NTFS in UTF-16 units).
 pub const NAME_MAX: usize = 255;
 
-/// The longest beginning of `name`, ending at a whole character, that leaves `reserved` of the
-/// [`NAME_MAX`] bytes of a file name for what is added to it.
-pub fn shortened(name: &str, reserved: usize) -> &str {
-    let mut room = NAME_MAX.saturating_sub(reserved);
-    while room < name.len() && !name.is_char_boundary(room) {
+/// `name`, or where it is too long to leave `reserved` of the [`NAME_MAX`] bytes of a file name
+/// for what is added to it, its beginning (at a whole character) and a digest of the whole, so
+/// that two long names that begin alike still get names of their own, the same in every run.
+pub fn shortened(name: &str, reserved: usize) -> String {
+    if name.len() + reserved <= NAME_MAX {
+        return name.to_string();
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    let tag: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let mut room = NAME_MAX.saturating_sub(reserved + 1 + tag.len());
+    while !name.is_char_boundary(room) {
         room -= 1;
     }
-    &name[..room.min(name.len())]
+    format!("{}~{tag}", &name[..room])
 }
 
 /// Whether two paths name one file, however spelt (`out.png`, `./out.png`, `../dir/out.png`, a
@@ -219,4 +226,27 @@ pub fn check_writable(path: &Path, overwrite: bool) -> Result<()> {
         })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_that_begin_alike_get_temporary_names_of_their_own() {
+        let stem = "é".repeat(120);
+        let (picture, report) = (format!("{stem}.png"), format!("{stem}.json"));
+        let (a, b) = (
+            temporary_path(Path::new(&picture)),
+            temporary_path(Path::new(&report)),
+        );
+        assert_ne!(a, b);
+        for t in [&a, &b] {
+            assert!(t.file_name().unwrap().len() <= NAME_MAX, "{}", t.display());
+        }
+        // Short names stay as they are; the same long name gives the same name in every run.
+        assert_eq!(shortened("clip.mp4", 10), "clip.mp4");
+        assert_eq!(shortened(&picture, 10), shortened(&picture, 10));
+        assert!(shortened(&picture, 10).len() <= NAME_MAX - 10);
+    }
 }

@@ -163,11 +163,23 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
     })
 }
 
-/// An EXR of one grey channel (`Y`, or a single channel of any name) and perhaps alpha, as
-/// RGB like [`decode`] gives; `None` when it is not such a file, `Some(Err)` when it is but
-/// cannot be used.
+/// An EXR of one grey channel (`Y`, or a single channel of any other name) and perhaps alpha,
+/// as RGB like [`decode`] gives; `None` when it is not such a file (luminance with chroma, two
+/// colour channels, ...), `Some(Err)` when it is but cannot be used.
 fn grey_exr(path: &Path, bytes: &[u8]) -> Option<Result<Rgb32FImage>> {
     use exr::prelude::{read, ReadChannels, ReadLayers};
+    // The size first, from the header: the whole file is decoded only when it is acceptable.
+    let meta = exr::meta::MetaData::read_from_buffered(Cursor::new(bytes), false).ok()?;
+    let size = meta.headers.first()?.layer_size;
+    let (Ok(w), Ok(h)) = (u32::try_from(size.0), u32::try_from(size.1)) else {
+        return Some(Err(Error::image(
+            path,
+            format!("{}x{} pixels is too large", size.0, size.1),
+        )));
+    };
+    if let Err(e) = check_size(path, w, h) {
+        return Some(Err(e));
+    }
     let image = read()
         .no_deep_data()
         .largest_resolution_level()
@@ -178,36 +190,28 @@ fn grey_exr(path: &Path, bytes: &[u8]) -> Option<Result<Rgb32FImage>> {
         .ok()?;
     let layer = image.layer_data;
     let channels = &layer.channel_data.list;
-    let named = |name: &str| {
-        channels
-            .iter()
-            .find(|c| c.name.to_string().eq_ignore_ascii_case(name))
+    let name = |c: &exr::prelude::AnyChannel<exr::prelude::FlatSamples>| c.name.to_string();
+    let alpha = channels.iter().find(|c| name(c) == "A");
+    let others: Vec<_> = channels.iter().filter(|c| name(c) != "A").collect();
+    // One channel besides alpha: Y, or a lone channel of any name. Luminance with chroma
+    // (Y, RY, BY) is colour, which this does not read.
+    let [grey] = others.as_slice() else {
+        return None;
     };
-    let alpha = named("A");
-    let grey = named("Y").or_else(|| {
-        let mut others = channels
-            .iter()
-            .filter(|c| alpha.is_none_or(|a| a.name != c.name));
-        match (others.next(), others.next()) {
-            (Some(only), None) => Some(only),
-            _ => None,
-        }
-    })?;
-    let (w, h) = (layer.size.0, layer.size.1);
-    let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+    let pixels = w as usize * h as usize;
+    let whole =
+        |c: &exr::prelude::AnyChannel<exr::prelude::FlatSamples>| c.sample_data.len() == pixels;
+    if layer.size != size || !whole(grey) || alpha.is_some_and(|a| !whole(a)) {
         return Some(Err(Error::image(
             path,
-            format!("{w}x{h} pixels is too large"),
+            "its channels do not cover every pixel (subsampled?): not a picture this tool reads",
         )));
-    };
-    if let Err(e) = check_size(path, w32, h32) {
-        return Some(Err(e));
     }
     let coverage: Vec<f32> = match alpha {
         Some(a) => a.sample_data.values_as_f32().collect(),
-        None => vec![1.0; w * h],
+        None => vec![1.0; pixels],
     };
-    let mut rgb = Rgb32FImage::new(w32, h32);
+    let mut rgb = Rgb32FImage::new(w, h);
     for ((pixel, value), a) in rgb
         .pixels_mut()
         .zip(grey.sample_data.values_as_f32())

@@ -123,8 +123,8 @@ const PARTIAL_FLAGS: &[(&str, &str, Reads)] = &[
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None, args_override_self = true)]
 pub struct Args {
-    /// The content: an image (PNG, JPEG, TIFF, EXR, BMP, GIF, WebP), a video file, a folder of
-    /// frames, or a frame pattern such as shot/%05d.png.
+    /// The content: an image (PNG, JPEG, TIFF, EXR, BMP, GIF, WebP), a video file (an animated
+    /// GIF or PNG too), a folder of frames, or a frame pattern such as shot/%05d.png.
     pub input: PathBuf,
 
     /// A painting whose style to transfer. Repeat it to blend several (see --style-blend).
@@ -458,11 +458,12 @@ fn parse_bitrate(text: &str) -> Result<u64> {
     let bits = (v * scale).round();
     // Encoders need some thousands of bits a second for the smallest picture.
     if bits < MIN_BITRATE {
-        return Err(Error::setting(
-            "--bitrate",
-            text,
-            format!("{bits} bits a second is far too low for video: did you mean {digits}M or {digits}k?"),
-        ));
+        let problem = if scale == 1.0 {
+            format!("{bits} bits a second is far too low for video: did you mean {digits}M or {digits}k?")
+        } else {
+            format!("{bits} bits a second is far too low for video: give at least 10k")
+        };
+        return Err(Error::setting("--bitrate", text, problem));
     }
     Ok(bits as u64)
 }

@@ -106,6 +106,8 @@ impl Sound {
         let fail = |what: &str, e: ffmpeg::Error| video_error(input, what, e);
         let container = output.format().name().to_string();
         let copy = unsafe { query(muxer, id) } && copy_is_accepted(&container, &parameters);
+        // The trial's refusal (logged) explains nothing that follows.
+        super::clear_explanation();
         let (mode, out_stream, plan) = if copy {
             let mut ost = output
                 .add_stream(encoder::find(codec::Id::None))
@@ -259,6 +261,7 @@ impl Sound {
                     packet.set_stream(self.out_stream);
                     packet.set_position(-1);
                     packet.rescale_ts(self.in_time_base, out_time_base);
+                    super::clear_explanation();
                     packet
                         .write_interleaved(output)
                         .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
@@ -290,6 +293,7 @@ impl Sound {
         path: &Path,
         flushing: bool,
     ) -> Result<()> {
+        super::clear_explanation();
         let out_stream = self.out_stream;
         let Mode::Encode {
             decoder,
@@ -387,6 +391,7 @@ fn write_packets(
     {
         packet.set_stream(stream);
         packet.rescale_ts(from, to);
+        super::clear_explanation();
         packet
             .write_interleaved(output)
             .map_err(|e| video_error(path, "cannot write a sound packet", e))?;

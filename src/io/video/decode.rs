@@ -68,6 +68,8 @@ impl VideoSource {
         let input = format::input(&path).map_err(|e| {
             Error::video(path, format!("not a video or image ffmpeg can read ({e})"))
         })?;
+        // What opening logged is no explanation of what follows.
+        super::clear_explanation();
         let stream = input
             .streams()
             .best(media::Type::Video)
@@ -84,7 +86,14 @@ impl VideoSource {
             .map_err(|e| video_error(path, "no decoder for the video stream", e))?;
         let (w, h) = (decoder.width(), decoder.height());
         if w == 0 || h == 0 {
-            return Err(Error::video(path, "the video stream has no picture size"));
+            // ffmpeg (5.1) reads a WebP animation's stream but not its frames.
+            let problem = if decoder.id() == ffmpeg::codec::Id::WEBP {
+                "an animated WebP, which ffmpeg cannot decode: save its frames as PNG files and \
+                 give their folder"
+            } else {
+                "the video stream has no picture size"
+            };
+            return Err(Error::video(path, problem));
         }
         let rotation = rotation_of(&stream);
         let (uw, uh) = if rotation % 180 == 90 { (h, w) } else { (w, h) };

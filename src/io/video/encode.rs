@@ -220,6 +220,7 @@ struct EncoderSetup<'a> {
 impl EncoderSetup<'_> {
     /// Opens the encoder with frame times in `time_base`.
     fn open(&self, time_base: Rational) -> std::result::Result<encoder::Video, ffmpeg::Error> {
+        super::clear_explanation();
         let mut context = codec::context::Context::new_with_codec(self.codec)
             .encoder()
             .video()?;
@@ -416,6 +417,7 @@ impl VideoSink {
             .format()
             .flags()
             .contains(format::Flags::GLOBAL_HEADER);
+        super::clear_explanation();
         let mut ost = output
             .add_stream(codec)
             .map_err(|e| fail("cannot add the video stream", e))?;
@@ -494,6 +496,7 @@ impl VideoSink {
             None
         };
 
+        super::clear_explanation();
         let mut scaler = scaling::Context::get(
             Pixel::RGB48LE,
             processing.0,
@@ -505,6 +508,7 @@ impl VideoSink {
         )
         .map_err(|e| fail("cannot convert frames for the encoder", e))?;
         set_colorspace(&mut scaler, matrix, true, matrix, full_range);
+        super::clear_explanation();
         output
             .write_header()
             .map_err(|e| fail("cannot write the container header", e))?;
@@ -584,6 +588,7 @@ impl VideoSink {
                 let seconds = dts as f64 * f64::from(ost_time_base);
                 audio.write_until(&mut self.output, seconds, &self.path)?;
             }
+            super::clear_explanation();
             packet
                 .write_interleaved(&mut self.output)
                 .map_err(|e| video_error(&self.path, "cannot write a video packet", e))?;
@@ -594,6 +599,7 @@ impl VideoSink {
 
 impl FrameSink for VideoSink {
     fn write(&mut self, frame: &Frame) -> Result<()> {
+        super::clear_explanation();
         let rgb = self.rgb48(frame);
         let mut picture = frame::Video::empty();
         self.scaler
@@ -618,6 +624,7 @@ impl FrameSink for VideoSink {
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
+        super::clear_explanation();
         self.encoder
             .send_eof()
             .map_err(|e| video_error(&self.path, "cannot flush the encoder", e))?;
@@ -631,6 +638,7 @@ impl FrameSink for VideoSink {
             };
             audio.finish(&mut self.output, until, &self.path)?;
         }
+        super::clear_explanation();
         self.output
             .write_trailer()
             .map_err(|e| video_error(&self.path, "cannot complete the file", e))?;
@@ -666,7 +674,7 @@ fn stem_and_extension(path: &Path) -> (String, String) {
 }
 
 /// What the temporary names of a video at `path` start and end with, around a process id:
-/// `.clip.partial-` and `.mp4`. A long stem is shortened (at a character) so that the name
+/// `.clip.partial-` and `.mp4`. A long stem is shortened (see [`crate::io::atomic::shortened`]) so that the name
 /// keeps within the 255 bytes a name may have, whatever the process id.
 fn partial_name_parts(path: &Path) -> (String, String) {
     const MOST_PID_DIGITS: usize = 10;
@@ -694,12 +702,16 @@ mod tests {
         let pid = std::process::id();
         assert_eq!(short, Path::new(&format!("dir/.clip.partial-{pid}.mp4")));
         // A name of 251 bytes: the temporary name is shortened to fit, at a whole character,
-        // and keeps the extension.
+        // with a digest of the whole name, and keeps the extension.
         let long = format!("{}é{}.mp4", "a".repeat(230), "b".repeat(15));
         let temporary = temporary_path(Path::new(&long));
         let name = temporary.file_name().unwrap().to_str().unwrap();
-        assert_eq!(name, format!(".{}.partial-{pid}.mp4", "a".repeat(230)));
-        assert!(name.len() <= 255);
+        assert!(name.len() <= 255, "{}", name.len());
+        assert!(name.starts_with(&format!(".{}", "a".repeat(200))), "{name}");
+        assert!(name.ends_with(&format!(".partial-{pid}.mp4")), "{name}");
+        // Another long name that begins alike gets another temporary name.
+        let other = format!("{}é{}.mp4", "a".repeat(230), "c".repeat(15));
+        assert_ne!(temporary_path(Path::new(&other)), temporary);
         let (prefix, suffix) = partial_name_parts(Path::new(&long));
         assert!(name.starts_with(&prefix) && name.ends_with(&suffix));
     }
