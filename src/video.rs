@@ -304,6 +304,7 @@ impl VideoSettings {
                     return Err(Error::output(&self.output, problem));
                 }
                 picture::output_format(&pattern.path(0))?;
+                atomic::check_name_length(&pattern.path(0))?;
                 let parent = pattern.dir().parent().filter(|p| !p.as_os_str().is_empty());
                 if let Some(parent) = parent {
                     if !parent.is_dir() {
@@ -340,6 +341,7 @@ impl VideoSettings {
                 return Err(Error::output(report, "named twice among the outputs"));
             }
             self.style.check_not_an_input(report, &self.input)?;
+            atomic::check_name_length(report)?;
             // A stopped run's report is replaced by the run that resumes it.
             if !is_stopped_run_report(report, &self.output) {
                 atomic::check_writable(report, self.overwrite)?;

@@ -710,6 +710,36 @@ fn a_gif_that_cannot_be_written_leaves_no_picture_either() {
 }
 
 #[test]
+fn an_output_name_too_long_for_the_file_system_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join(format!("{}.png", "n".repeat(252)));
+    let assert = on_frame()
+        .args(["--size", "32", "--iterations", "1", "-o"])
+        .arg(&long)
+        .assert()
+        .failure()
+        .code(1);
+    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        log.contains("its name is 256 bytes long; a file name may have at most 255"),
+        "{log}"
+    );
+    // The same for a report.
+    let report = dir.path().join(format!("{}.json", "r".repeat(252)));
+    let assert = on_frame()
+        .args(["--size", "32", "--iterations", "1", "-o"])
+        .arg(dir.path().join("fine.png"))
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .failure()
+        .code(1);
+    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(log.contains("a file name may have at most 255"), "{log}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn a_still_can_be_written_with_16_bits() {
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("deep.png");

@@ -407,8 +407,8 @@ fn encoders_of_older_standards_take_any_source_and_a_refused_output_costs_no_pai
     assert!((m - pm).abs() < 0.01, "mean {m} vs {pm}");
     assert!((d / pd - 1.0).abs() < 0.03, "deviation {d} vs {pd}");
 
-    // An output the muxer refuses only when it starts (VP9 in MOV) fails before the first frame
-    // is painted, so nothing is kept, and says why in ffmpeg's words.
+    // A container that refuses a codec only when the file starts (VP9 in MOV) is tried before
+    // any work, and says why in ffmpeg's words.
     let out = dir.path().join("vp9.mov");
     let log = failure_log(quick(&ts, &out).args(["--codec", "vp9"]));
     assert!(
@@ -416,6 +416,27 @@ fn encoders_of_older_standards_take_any_source_and_a_refused_output_costs_no_pai
         "{log}"
     );
     assert!(!dir.path().join("vp9.mov.frames").exists());
+    // An encoder that refuses the source's frame rate (MPEG-2 takes only its standard's) is
+    // opened when the first frame is decoded, before it is painted: nothing is kept.
+    let odd = dir.path().join("19fps.mkv");
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-frames:v",
+        "3",
+        "-r",
+        "19",
+        "-c:v",
+        "libx264",
+        odd.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("mpeg2.mkv");
+    let log = failure_log(quick(&odd, &out).args(["--codec", "mpeg2video"]));
+    assert!(
+        log.contains("mpeg2.mkv") && log.contains("MPEG-1/2 does not support"),
+        "{log}"
+    );
+    assert!(!dir.path().join("mpeg2.mkv.frames").exists());
     assert!(partials(dir.path()).is_empty());
 }
 
@@ -1322,6 +1343,19 @@ fn flags_a_run_would_ignore_are_refused() {
             failure_log(quick(&clip("carphone_pristine.mp4"), &dir.path().join(name)).args(extra));
         assert!(log.contains("--crf = ") && log.contains(problem), "{log}");
     }
+    // A bit rate for an encoder that has none.
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mkv")).args([
+            "--codec",
+            "ffv1",
+            "--bitrate",
+            "2M",
+        ]),
+    );
+    assert!(
+        log.contains("--bitrate = 2000000") && log.contains("ffv1 encoder has no bit-rate setting"),
+        "{log}"
+    );
     // A bit rate without its unit.
     let log = failure_log(
         quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4")).args(["--bitrate", "8"]),

@@ -22,6 +22,18 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 /// The bytes a file name may have on the usual file systems (ext4, APFS, NTFS in UTF-16 units).
 pub const NAME_MAX: usize = 255;
 
+/// Refuses, before any work, an output whose file name is longer than a name may be: it could
+/// only fail once the output is made.
+pub fn check_name_length(path: &Path) -> Result<()> {
+    match path.file_name().map(|n| n.as_encoded_bytes().len()) {
+        Some(length) if length > NAME_MAX => Err(Error::output(
+            path,
+            format!("its name is {length} bytes long; a file name may have at most {NAME_MAX}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `name`, or where it is too long to leave `reserved` of the [`NAME_MAX`] bytes of a file name
 /// for what is added to it, its beginning (at a whole character) and a digest of the whole, so
 /// that two long names that begin alike still get names of their own, the same in every run.
@@ -185,6 +197,7 @@ pub fn landing(path: &Path) -> PathBuf {
 /// new files, and it does not exist yet unless `overwrite` is set. A link is checked as the
 /// file it points to; a device, pipe or socket is refused.
 pub fn check_writable(path: &Path, overwrite: bool) -> Result<()> {
+    check_name_length(path)?;
     let named = path;
     let path = &landing(named);
     if path.is_dir() {

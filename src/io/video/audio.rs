@@ -17,26 +17,9 @@ pub(crate) unsafe fn query(muxer: *const ffmpeg::ffi::AVOutputFormat, id: codec:
 
 /// Whether the `container` muxer takes the sound as it is: some say they can hold a codec and
 /// then refuse it when the file is started (FLAC in MP4 is "experimental", Opus or FLAC in
-/// MOV invalid). Tried on a scratch file holding the sound stream alone.
+/// MOV invalid).
 fn copy_is_accepted(container: &str, parameters: &codec::Parameters) -> bool {
-    let scratch = std::env::temp_dir().join(format!(
-        "stylize-video-sound-{}-{container}",
-        std::process::id()
-    ));
-    let _listed = crate::io::atomic::InProgress::new(scratch.clone());
-    // Only the muxer's refusal counts: a trial that cannot be set up says nothing.
-    let accepted = (|| {
-        let mut trial = format::output_as(&scratch, container).ok()?;
-        let mut stream = trial.add_stream(encoder::find(codec::Id::None)).ok()?;
-        stream.set_parameters(parameters.clone());
-        unsafe {
-            (*stream.parameters().as_mut_ptr()).codec_tag = 0;
-        }
-        Some(trial.write_header().is_ok())
-    })()
-    .unwrap_or(true);
-    let _ = std::fs::remove_file(&scratch);
-    accepted
+    super::muxer_accepts(container, parameters.clone()).is_ok()
 }
 
 /// The encoder for a sound codec, preferring the usual library over experimental native ones.

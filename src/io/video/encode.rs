@@ -101,9 +101,36 @@ const CRF_ENCODERS: &[(&str, f32)] = &[
     ("libsvtav1", 63.0),
 ];
 
-/// Refuses a `--crf` the encoder would ignore or reject only after the first frame: given with
-/// `--bitrate`, for an encoder without one, or out of its range.
+/// Encoders that ignore a bit rate: lossless ones, and ProRes (its profile sets the rate).
+const FIXED_QUALITY: &[&str] = &[
+    "ffv1",
+    "prores_ks",
+    "prores",
+    "prores_aw",
+    "huffyuv",
+    "ffvhuff",
+    "utvideo",
+    "png",
+    "qtrle",
+    "rawvideo",
+    "ljpeg",
+    "jpegls",
+];
+
+/// Refuses a `--bitrate` the encoder would ignore, and a `--crf` it would ignore or reject
+/// only after the first frame: given with `--bitrate`, for an encoder without one, or out of
+/// its range.
 fn check_quality(settings: &EncodeSettings, encoder_name: &str) -> Result<()> {
+    if let (Some(bitrate), true) = (settings.bitrate, FIXED_QUALITY.contains(&encoder_name)) {
+        return Err(Error::setting(
+            "--bitrate",
+            bitrate,
+            format!(
+                "the {encoder_name} encoder has no bit-rate setting (it is lossless or of fixed \
+                 quality): leave it out"
+            ),
+        ));
+    }
     let Some(crf) = settings.crf else {
         return Ok(());
     };
@@ -162,6 +189,28 @@ fn choose(
             ),
         ));
     }
+    // MOV and MP4 refuse some codecs they claim to hold only when the file starts (VP9 or AV1
+    // in MOV): tried now, before an encoder exists (SVT-AV1 hangs when one never fed is
+    // freed). Not elsewhere: Matroska wants the encoder's own header data to start a file.
+    let mut trial = codec::Parameters::new();
+    unsafe {
+        let p = trial.as_mut_ptr();
+        (*p).codec_type = ffmpeg::ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
+        (*p).codec_id = codec.id().into();
+        (*p).width = 64;
+        (*p).height = 64;
+    }
+    let tried = matches!(container, "mov" | "mp4").then(|| super::muxer_accepts(container, trial));
+    if let Some(Err(why)) = tried {
+        return Err(Error::setting(
+            "--codec",
+            &codec_name,
+            format!(
+                "the {container} container of '{}' refuses it ({why}); choose another codec or container (.mkv holds most)",
+                path.display()
+            ),
+        ));
+    }
     let video = codec
         .video()
         .map_err(|e| video_error(path, "the codec is not a video codec", e))?;
@@ -194,7 +243,12 @@ fn choose(
 /// Whether pictures of this pixel format and encoder take the full 0..255 range: JPEG's
 /// formats and encoders (which refuse the studio range), not video's usual 16..235.
 fn is_full_range(pix_fmt: &str, encoder_name: &str) -> bool {
-    pix_fmt.starts_with("yuvj") || matches!(encoder_name, "mjpeg" | "ljpeg" | "jpegls")
+    pix_fmt.starts_with("yuvj") || is_jpeg_encoder(encoder_name)
+}
+
+/// Whether an encoder writes JPEG pictures (full range, BT.601).
+fn is_jpeg_encoder(encoder_name: &str) -> bool {
+    matches!(encoder_name, "mjpeg" | "ljpeg" | "jpegls")
 }
 
 /// One frame period (the inverse of the frame rate), when the rate is known.
@@ -233,6 +287,24 @@ impl EncoderSetup<'_> {
         if let Some((space, range)) = self.colour {
             context.set_colorspace(space);
             context.set_color_range(range);
+            // The primaries and transfer that go with the matrix, so that encoders and
+            // containers that tag all three or none (ProRes, MOV) tag them.
+            let (primaries, transfer) = if space == color::Space::BT709 {
+                (
+                    color::Primaries::BT709,
+                    color::TransferCharacteristic::BT709,
+                )
+            } else {
+                (
+                    color::Primaries::SMPTE170M,
+                    color::TransferCharacteristic::SMPTE170M,
+                )
+            };
+            unsafe {
+                let raw = context.as_mut_ptr();
+                (*raw).color_primaries = primaries.into();
+                (*raw).color_trc = transfer.into();
+            }
         }
         if self.global_header {
             context.set_flags(codec::Flags::GLOBAL_HEADER);
@@ -422,8 +494,13 @@ impl VideoSink {
             .add_stream(codec)
             .map_err(|e| fail("cannot add the video stream", e))?;
         let stream = ost.index();
-        let matrix = sws_matrix(color::Space::Unspecified, ch);
         let full_range = is_full_range(descriptor.name(), &encoder_name);
+        // JPEG's YUV is BT.601 whatever the size (its decoders assume it); video's is by size.
+        let matrix = if is_jpeg_encoder(&encoder_name) {
+            ffmpeg::ffi::SWS_CS_ITU601
+        } else {
+            sws_matrix(color::Space::Unspecified, ch)
+        };
         let rgb_codec = matches!(descriptor.name(), n if n.starts_with("gbr") || n.starts_with("rgb") || n.starts_with("bgr"));
         let setup = EncoderSetup {
             codec,

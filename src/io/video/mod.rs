@@ -122,6 +122,41 @@ pub(crate) fn rational(r: Ratio) -> ffmpeg::Rational {
     ffmpeg::Rational::new(r.num, r.den)
 }
 
+/// Whether the `container` muxer starts a file holding one stream of `parameters`, tried on a
+/// scratch file: some muxers say they can hold a codec and refuse it only when the file starts
+/// (VP9 or AV1 in MOV, FLAC in MP4). `Err` carries ffmpeg's explanation of a refusal; a trial
+/// that cannot be set up says nothing and counts as accepted.
+pub(crate) fn muxer_accepts(
+    container: &str,
+    parameters: ffmpeg::codec::Parameters,
+) -> std::result::Result<(), String> {
+    use ffmpeg::{codec, encoder, format};
+    let scratch = std::env::temp_dir().join(format!(
+        "stylize-video-trial-{}-{container}",
+        std::process::id()
+    ));
+    let _listed = crate::io::atomic::InProgress::new(scratch.clone());
+    let refused = (|| {
+        let mut trial = format::output_as(&scratch, container).ok()?;
+        let mut stream = trial.add_stream(encoder::find(codec::Id::None)).ok()?;
+        stream.set_parameters(parameters);
+        unsafe {
+            (*stream.parameters().as_mut_ptr()).codec_tag = 0;
+        }
+        clear_explanation();
+        match trial.write_header() {
+            Ok(()) => None,
+            Err(e) => Some(explained::take().unwrap_or_else(|| e.to_string())),
+        }
+    })();
+    let _ = std::fs::remove_file(&scratch);
+    clear_explanation();
+    match refused {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
 /// An error of the video file `path`: what failed, ffmpeg's code, and ffmpeg's own explanation
 /// when it logged one on this thread (since [`clear_explanation`]).
 pub(crate) fn video_error(path: &Path, what: &str, e: ffmpeg::Error) -> Error {
