@@ -37,10 +37,12 @@ impl KeptFrames {
         let fingerprint: &Value = &serde_json::from_str(&text).expect("JSON");
         let settings = dir.join(SETTINGS_FILE);
         if dir.is_dir() {
+            // As the current version writes it.
             let previous: Option<Value> = std::fs::read_to_string(&settings)
                 .ok()
-                .and_then(|t| serde_json::from_str(&t).ok());
-            if previous.clone().map(upgraded).as_ref() == Some(fingerprint) {
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .map(upgraded);
+            if previous.as_ref() == Some(fingerprint) {
                 let count = kept.count();
                 return Ok((kept, count));
             }
@@ -48,7 +50,7 @@ impl KeptFrames {
             if !restart && kept.count_files() > 0 {
                 let frames = kept.count_files();
                 let changed = match &previous {
-                    Some(p) => differences(&upgraded(p.clone()), fingerprint).join(", "),
+                    Some(p) => differences(p, fingerprint).join(", "),
                     None => "unknown settings".into(),
                 };
                 return Err(Error::output(
@@ -204,9 +206,6 @@ fn differences(old: &Value, new: &Value) -> Vec<String> {
     }
     let mut found = Vec::new();
     differ("", Some(old), Some(new), &mut found);
-    if found.is_empty() && old != new {
-        found.push("settings written differently".into());
-    }
     found
 }
 

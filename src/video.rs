@@ -341,7 +341,6 @@ impl VideoSettings {
                 return Err(Error::output(report, "named twice among the outputs"));
             }
             self.style.check_not_an_input(report, &self.input)?;
-            atomic::check_name_length(report)?;
             // A stopped run's report is replaced by the run that resumes it.
             if !is_stopped_run_report(report, &self.output) {
                 atomic::check_writable(report, self.overwrite)?;

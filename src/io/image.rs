@@ -152,15 +152,20 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
     let is_exr = reader.format() == Some(ImageFormat::OpenExr);
     reader.into_dimensions().or_else(|e| {
         // The image crate reads only EXRs with colour channels; any layer has a size.
-        exr::meta::MetaData::read_from_file(path, false)
+        std::fs::File::open(path)
             .ok()
             .filter(|_| is_exr)
-            .and_then(|meta| {
-                let size = meta.headers.first()?.layer_size;
-                Some((u32::try_from(size.0).ok()?, u32::try_from(size.1).ok()?))
-            })
+            .and_then(|f| exr_size(std::io::BufReader::new(f)))
+            .and_then(|(w, h)| Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?)))
             .ok_or_else(|| Error::image(path, format!("not a readable image: {e}")))
     })
+}
+
+/// The size of an EXR's first layer, from its header alone.
+fn exr_size(header: impl std::io::Read) -> Option<(usize, usize)> {
+    let meta = exr::meta::MetaData::read_from_buffered(header, false).ok()?;
+    let size = meta.headers.first()?.layer_size;
+    Some((size.0, size.1))
 }
 
 /// An EXR of one grey channel (`Y`, or a single channel of any other name) and perhaps alpha,
@@ -169,8 +174,7 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
 fn grey_exr(path: &Path, bytes: &[u8]) -> Option<Result<Rgb32FImage>> {
     use exr::prelude::{read, ReadChannels, ReadLayers};
     // The size first, from the header: the whole file is decoded only when it is acceptable.
-    let meta = exr::meta::MetaData::read_from_buffered(Cursor::new(bytes), false).ok()?;
-    let size = meta.headers.first()?.layer_size;
+    let size = exr_size(Cursor::new(bytes))?;
     let (Ok(w), Ok(h)) = (u32::try_from(size.0), u32::try_from(size.1)) else {
         return Some(Err(Error::image(
             path,
@@ -201,7 +205,7 @@ fn grey_exr(path: &Path, bytes: &[u8]) -> Option<Result<Rgb32FImage>> {
     let pixels = w as usize * h as usize;
     let whole =
         |c: &exr::prelude::AnyChannel<exr::prelude::FlatSamples>| c.sample_data.len() == pixels;
-    if layer.size != size || !whole(grey) || alpha.is_some_and(|a| !whole(a)) {
+    if (layer.size.0, layer.size.1) != size || !whole(grey) || alpha.is_some_and(|a| !whole(a)) {
         return Some(Err(Error::image(
             path,
             "its channels do not cover every pixel (subsampled?): not a picture this tool reads",

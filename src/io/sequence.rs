@@ -298,7 +298,8 @@ impl SequenceSource {
     ) -> Result<Self> {
         let files = list(path)?;
         let start = frames.start.min(files.len());
-        let wanted = &files[start..frames.end.clamp(start, files.len())];
+        let end = frames.end.clamp(start, files.len());
+        let wanted = &files[start..end];
         // Past the end nothing is read; the pipeline says there is no frame in the range.
         let wanted = if wanted.is_empty() {
             &files[..1]
@@ -345,7 +346,7 @@ impl SequenceSource {
         };
         Ok(SequenceSource {
             size: scaled_size(width, height, long_edge),
-            end: frames.end.min(files.len()),
+            end,
             files,
             next: start,
             info,
