@@ -111,6 +111,12 @@ impl KeptFrames {
         Ok(())
     }
 
+    /// `image` exactly as it reads back once kept: what is made of a frame (scaled, colours
+    /// preserved, rounded) is then the same whether it was just painted or resumed.
+    pub fn as_kept(&self, image: &Rgb32FImage) -> Rgb32FImage {
+        picture::as_sixteen_bit(image)
+    }
+
     /// The `index`-th kept frame.
     pub fn load(&self, index: usize) -> Result<Rgb32FImage> {
         picture::load(&self.path(index))
@@ -320,5 +326,29 @@ mod tests {
         assert_eq!(kept.load_start(6, 4, 2), None);
         kept.remove_starts();
         assert!(!path.exists() && kept.path(6).exists());
+    }
+
+    #[test]
+    fn a_frame_as_kept_is_what_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out.mp4.frames");
+        let (kept, _) = KeptFrames::open(&folder, &serde_json::json!({}), false).unwrap();
+        // Values between a 16-bit picture's steps, and out of range.
+        let picture = Rgb32FImage::from_fn(17, 16, |x, y| {
+            let v = (x * 16 + y) as f32 * 0.00531 - 0.1;
+            image::Rgb([v, v * 0.5 + 1e-6, 1.2 - v])
+        });
+        kept.save(0, &picture).unwrap();
+        let back = kept.load(0).unwrap();
+        let as_kept = kept.as_kept(&picture);
+        assert_ne!(as_kept, picture, "rounded to 16 bits");
+        assert!(
+            as_kept
+                .as_raw()
+                .iter()
+                .zip(back.as_raw())
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "the same to the bit"
+        );
     }
 }

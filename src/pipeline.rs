@@ -522,7 +522,11 @@ fn stylize_all(
                 .to_device(tch::Device::Cpu)
                 .to_kind(tch::Kind::Float)
                 .contiguous();
-            let raw = from_network(&host)?;
+            let mut raw = from_network(&host)?;
+            if let Some(kept) = kept {
+                // As it reads back if the run is stopped and resumed.
+                raw = kept.as_kept(&raw);
+            }
             let keep = Keep {
                 picture: raw.clone(),
                 start: Vec::<f32>::try_from(host.view([-1]))?,

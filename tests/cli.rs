@@ -1070,27 +1070,39 @@ fn default_and_long_output_names_keep_the_input_s_name_and_format() {
 }
 
 #[test]
-fn a_sequence_resumes_however_its_path_is_spelt() {
+fn a_sequence_resumes_however_its_path_is_spelt_and_gives_the_same_frames() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (shot, _) = frame_folder(d, 48, "");
+    let (shot, _) = frame_folder(d, 160, "");
     let run = |input: &Path| {
         let mut c = stylize();
         c.arg(input)
             .arg("--style")
             .arg(van_gogh())
-            .args(["--size", "32", "--first-frame-iterations", "1"])
+            .args(["--size", "96", "--first-frame-iterations", "1"])
             .args(["--iterations", "1", "--keep-frames", "--overwrite", "-o"])
             .arg(d.join("out/%04d.png"));
         c
     };
     run(&shot.join("%04d.png")).assert().success();
+    let frames = || -> Vec<Vec<u8>> {
+        (1..=3)
+            .map(|n| std::fs::read(d.join(format!("out/{n:04}.png"))).unwrap())
+            .collect()
+    };
+    let painted = frames();
     // The same frames by another road: what was kept is taken, nothing is painted again.
     let assert = run(&d.join("out/../shot/%04d.png")).assert().success();
     let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(
         log.contains("resuming: 3 finished frame(s)") && log.contains("(3 resumed, 0 stylised)"),
         "{log}"
+    );
+    // Scaled up from 96 to 160 px and rounded to 8 bits, a frame made from where it was kept
+    // is the frame made as it was painted, to the bit.
+    assert!(
+        frames() == painted,
+        "resumed frames differ from painted ones"
     );
 }
 

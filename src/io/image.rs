@@ -366,6 +366,23 @@ pub fn to_rgb8(image: &Rgb32FImage) -> image::RgbImage {
     image::RgbImage::from_raw(image.width(), image.height(), data).expect("same size")
 }
 
+/// 16-bit RGB from 0..1 values, rounded.
+fn to_rgb16(image: &Rgb32FImage) -> image::ImageBuffer<image::Rgb<u16>, Vec<u16>> {
+    let data = image
+        .as_raw()
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
+        .collect();
+    image::ImageBuffer::from_raw(image.width(), image.height(), data).expect("same size")
+}
+
+/// `image` exactly as a 16-bit PNG of it reads back with [`load`]: the values a frame kept for
+/// resuming has, so that what is made from a frame is the same whether the frame was just
+/// painted or read back from where it was kept.
+pub fn as_sixteen_bit(image: &Rgb32FImage) -> Rgb32FImage {
+    flatten(DynamicImage::ImageRgb16(to_rgb16(image)), false)
+}
+
 /// Bits per channel of a written image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum BitDepth {
@@ -401,12 +418,7 @@ pub fn stage(image: &Rgb32FImage, path: &Path, depth: BitDepth) -> Result<atomic
             DynamicImage::ImageRgb32F(linear)
         }
         (ImageFormat::Png | ImageFormat::Tiff, BitDepth::Sixteen) => {
-            let data = image
-                .as_raw()
-                .iter()
-                .map(|v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
-                .collect();
-            DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, data).expect("same size"))
+            DynamicImage::ImageRgb16(to_rgb16(image))
         }
         _ => DynamicImage::ImageRgb8(to_rgb8(image)),
     };
