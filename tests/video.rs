@@ -52,6 +52,28 @@ fn assert_same_times(a: &[f64], b: &[f64]) {
 }
 
 #[test]
+fn the_av1_encoder_s_own_log_stays_off_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.mp4");
+    let run = |extra: &[&str]| {
+        let output = quick(&clip("carphone_pristine.mp4"), &out)
+            .args(["--frames", ":2", "--codec", "av1", "--overwrite"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        assert_eq!(probe(&out).times.len(), 2);
+        stderr_of(&output)
+    };
+    // SVT-AV1 writes a dozen lines of its settings itself, past ffmpeg's log.
+    let log = run(&[]);
+    assert!(!log.contains("Svt["), "{log}");
+    assert!(log.contains("encoding libsvtav1"), "{log}");
+    let log = run(&["-q"]);
+    assert!(log.is_empty(), "--quiet: {log}");
+}
+
+#[test]
 fn a_clip_keeps_its_frames_timestamps_duration_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("carphone.stylized.mp4");

@@ -18,6 +18,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 fn main() -> ExitCode {
     let matches = args::Args::command().get_matches();
     let args = args::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    quiet_encoder_logs(args.quiet);
     quiet_libtorch_panics();
     let is_still = args.is_still();
     let _ = ctrlc::set_handler(move || {
@@ -53,6 +54,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SVT-AV1 (`--codec av1`) writes its own log to standard error, past ffmpeg's (which the library
+/// keeps quiet), a dozen lines of its settings over the progress bar: keep it to warnings, or to
+/// errors with `--quiet`, unless the user chose a level (`SVT_LOG`). It reads the level when an
+/// encoder opens; this runs before any other thread is started.
+fn quiet_encoder_logs(quiet: bool) {
+    if std::env::var_os("SVT_LOG").is_none() {
+        std::env::set_var("SVT_LOG", if quiet { "1" } else { "2" });
     }
 }
 
