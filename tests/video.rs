@@ -9,7 +9,7 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use common::probe::{ffmpeg_cli, probe};
+use common::probe::{colour_tags, ffmpeg_cli, probe};
 use common::*;
 use serde_json::Value;
 
@@ -48,6 +48,33 @@ fn assert_same_times(a: &[f64], b: &[f64]) {
     assert_eq!(a.len(), b.len(), "frame counts differ");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert!((x - y).abs() < 0.002, "frame {i}: {x} s vs {y} s");
+    }
+}
+
+#[test]
+fn every_codec_tags_how_its_colours_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pictures under 720 lines are converted with BT.601's matrix, larger ones with BT.709's,
+    // on the studio range; JPEG's are BT.601 on the full range whatever their size. Players
+    // guess when a file does not say (MOV once said nothing of ProRes's colours).
+    let sd = ["smpte170m", "tv", "smpte170m", "smpte170m"];
+    let hd = ["bt709", "tv", "bt709", "bt709"];
+    let jpeg = ["bt470bg", "pc", "smpte170m", "smpte170m"];
+    for (codec, name, size, tags) in [
+        ("h264", "h264.mp4", "176", sd),
+        ("h264", "h264-hd.mp4", "1280", hd),
+        ("prores", "prores.mov", "176", sd),
+        ("prores", "prores-hd.mov", "1280", hd),
+        ("vp9", "vp9.webm", "1280", hd),
+        ("ffv1", "ffv1.mkv", "1280", hd),
+        ("mjpeg", "mjpeg.mkv", "1280", jpeg),
+    ] {
+        let out = dir.path().join(name);
+        quick(&clip("carphone_pristine.mp4"), &out)
+            .args(["--frames", ":2", "--codec", codec, "--output-size", size])
+            .assert()
+            .success();
+        assert_eq!(colour_tags(&out), tags.map(String::from), "{name}");
     }
 }
 

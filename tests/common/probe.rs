@@ -96,3 +96,44 @@ pub fn ffmpeg_cli(args: &[&str]) {
         .expect("the ffmpeg tool (make test installs it)");
     assert!(status.success(), "ffmpeg {args:?}");
 }
+
+/// The colour tags of the first decoded video frame, as players read them: matrix, range,
+/// primaries and transfer, in ffmpeg's names (`bt709`, `tv`, ...).
+pub fn colour_tags(path: &Path) -> [String; 4] {
+    ffmpeg::init().unwrap();
+    let mut input = format::input(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let stream = input.streams().best(media::Type::Video).expect("a video");
+    let index = stream.index();
+    let ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters()).unwrap();
+    let mut decoder = ctx.decoder().video().unwrap();
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut decoded = false;
+    for (stream, packet) in input.packets() {
+        if stream.index() == index {
+            decoder.send_packet(&packet).unwrap();
+            decoded = decoder.receive_frame(&mut frame).is_ok();
+            if decoded {
+                break;
+            }
+        }
+    }
+    if !decoded {
+        decoder.send_eof().unwrap();
+        decoder.receive_frame(&mut frame).expect("a frame");
+    }
+    let name = |s: *const std::ffi::c_char| {
+        assert!(!s.is_null(), "a known value");
+        unsafe { std::ffi::CStr::from_ptr(s) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let raw = unsafe { &*frame.as_ptr() };
+    unsafe {
+        [
+            name(ffmpeg::ffi::av_color_space_name(raw.colorspace)),
+            name(ffmpeg::ffi::av_color_range_name(raw.color_range)),
+            name(ffmpeg::ffi::av_color_primaries_name(raw.color_primaries)),
+            name(ffmpeg::ffi::av_color_transfer_name(raw.color_trc)),
+        ]
+    }
+}

@@ -265,10 +265,45 @@ struct EncoderSetup<'a> {
     pix_fmt: Pixel,
     frame_rate: Rational,
     aspect: Rational,
-    /// The colour space and range of a YUV format; `None` for RGB.
-    colour: Option<(color::Space, color::Range)>,
+    /// The colour tags of a YUV format; `None` for RGB.
+    colour: Option<ColourTags>,
     global_header: bool,
     settings: &'a EncodeSettings,
+}
+
+/// How the encoded YUV is to be read: its matrix and range, with the primaries and transfer
+/// that go with the matrix (encoders and containers that tag all three or none, ProRes and MOV,
+/// tag them then).
+#[derive(Clone, Copy, Debug)]
+struct ColourTags {
+    space: color::Space,
+    range: color::Range,
+}
+
+impl ColourTags {
+    fn primaries(self) -> color::Primaries {
+        if self.space == color::Space::BT709 {
+            color::Primaries::BT709
+        } else {
+            color::Primaries::SMPTE170M
+        }
+    }
+
+    fn transfer(self) -> color::TransferCharacteristic {
+        if self.space == color::Space::BT709 {
+            color::TransferCharacteristic::BT709
+        } else {
+            color::TransferCharacteristic::SMPTE170M
+        }
+    }
+
+    /// Tags `picture`: some encoders (ProRes) write each frame's own tags, not the stream's.
+    fn tag(self, picture: &mut frame::Video) {
+        picture.set_color_space(self.space);
+        picture.set_color_range(self.range);
+        picture.set_color_primaries(self.primaries());
+        picture.set_color_transfer_characteristic(self.transfer());
+    }
 }
 
 impl EncoderSetup<'_> {
@@ -284,26 +319,13 @@ impl EncoderSetup<'_> {
         context.set_time_base(time_base);
         context.set_frame_rate(Some(self.frame_rate));
         context.set_aspect_ratio(self.aspect);
-        if let Some((space, range)) = self.colour {
-            context.set_colorspace(space);
-            context.set_color_range(range);
-            // The primaries and transfer that go with the matrix, so that encoders and
-            // containers that tag all three or none (ProRes, MOV) tag them.
-            let (primaries, transfer) = if space == color::Space::BT709 {
-                (
-                    color::Primaries::BT709,
-                    color::TransferCharacteristic::BT709,
-                )
-            } else {
-                (
-                    color::Primaries::SMPTE170M,
-                    color::TransferCharacteristic::SMPTE170M,
-                )
-            };
+        if let Some(tags) = self.colour {
+            context.set_colorspace(tags.space);
+            context.set_color_range(tags.range);
             unsafe {
                 let raw = context.as_mut_ptr();
-                (*raw).color_primaries = primaries.into();
-                (*raw).color_trc = transfer.into();
+                (*raw).color_primaries = tags.primaries().into();
+                (*raw).color_trc = tags.transfer().into();
             }
         }
         if self.global_header {
@@ -348,6 +370,7 @@ pub struct VideoSink {
     /// must still increase).
     last_pts: Option<i64>,
     scaler: scaling::Context,
+    colour: Option<ColourTags>,
     processing: (u32, u32),
     /// Source time of the first frame written (becomes 0).
     offset: i64,
@@ -509,17 +532,18 @@ impl VideoSink {
             pix_fmt,
             frame_rate: rational(info.frame_rate),
             aspect: rational(info.sample_aspect_ratio),
-            colour: (!rgb_codec).then(|| {
-                let range = if full_range {
+            colour: (!rgb_codec).then(|| ColourTags {
+                space: space_of(matrix),
+                range: if full_range {
                     color::Range::JPEG
                 } else {
                     color::Range::MPEG
-                };
-                (space_of(matrix), range)
+                },
             }),
             global_header,
             settings,
         };
+        let colour = setup.colour;
         let source_time_base = rational(info.time_base);
         let (encoder, time_base) = match setup.open(source_time_base) {
             Ok(encoder) => (encoder, source_time_base),
@@ -608,6 +632,7 @@ impl VideoSink {
                 source_time_base,
                 last_pts: None,
                 scaler,
+                colour,
                 processing,
                 offset: start_pts,
                 durations: HashMap::new(),
@@ -686,6 +711,9 @@ impl FrameSink for VideoSink {
         let rounded = source_pts.rescale(self.source_time_base, self.time_base);
         let pts = self.last_pts.map_or(rounded, |last| rounded.max(last + 1));
         self.last_pts = Some(pts);
+        if let Some(tags) = self.colour {
+            tags.tag(&mut picture);
+        }
         picture.set_pts(Some(pts));
         let duration = frame
             .duration
