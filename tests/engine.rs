@@ -258,6 +258,12 @@ fn blends_of_paintings_weigh_their_gram_matrices() {
     // The blended target lies between the two: the loss is not either one's.
     assert!((half_half / only_a - 1.0).abs() > 1e-3);
     assert!((half_half / only_b - 1.0).abs() > 1e-3);
+    // Only the weights' ratio counts, however large they are (1e308 + 1e308 overflows).
+    let huge = evaluate(&[(a.shallow_clone(), 1e308), (b.shallow_clone(), 1e308)]);
+    assert!(
+        (huge / half_half - 1.0).abs() < 1e-5,
+        "{huge} vs {half_half}"
+    );
     assert!(StyleTarget::new(&vgg, &[(a.shallow_clone(), 0.0)], &loss).is_err());
     assert!(StyleTarget::new(&vgg, &[(a.shallow_clone(), -1.0)], &loss).is_err());
 }

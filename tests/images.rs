@@ -228,3 +228,31 @@ fn a_grey_exr_reads_as_grey_with_its_alpha_premultiplied() {
         "{message}"
     );
 }
+
+#[test]
+fn float_tiffs_are_read_within_range_and_integer_32_bit_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (16u32, 16u32);
+    // A grey ramp, with one NaN, one infinity and one value over 1 (a float TIFF may hold any).
+    let mut values: Vec<f32> = (0..3 * w * h).map(|i| (i / 3) as f32 / 255.0).collect();
+    values[0] = f32::NAN;
+    values[4] = f32::INFINITY;
+    values[8] = 7.5;
+    values[12] = -2.0;
+    let bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+    let float = tiff_32_bit(dir.path(), "float.tif", w, h, &bits, true);
+    let picture = load(&float).unwrap();
+    let read = picture.as_raw();
+    assert!(read.iter().all(|v| (0.0..=1.0).contains(v)), "within 0..1");
+    assert_eq!((read[0], read[4], read[8], read[12]), (0.0, 1.0, 1.0, 0.0));
+    assert_eq!(read[3 * 100], 100.0 / 255.0, "the rest as written");
+
+    // The same numbers as integers, untagged: refused by name, not read as floats (black).
+    let integers: Vec<u32> = (0..3 * w * h).map(|i| (i / 3) * 256).collect();
+    let path = tiff_32_bit(dir.path(), "integers.tif", w, h, &integers, false);
+    let message = load(&path).unwrap_err().to_string();
+    assert!(
+        message.contains("integers.tif") && message.contains("32-bit integer samples"),
+        "{message}"
+    );
+}

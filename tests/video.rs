@@ -1007,6 +1007,17 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     assert_eq!(stopped["totals"]["stylized"], done_then);
     assert_eq!(stopped["frames"][0]["index"], settled);
 
+    // Ended by a scheduler (SIGTERM): stops as for Ctrl-C, leaving no partial video (the
+    // killed run's stays until a run completes).
+    let left = partials(dir.path());
+    let run = Watched::spawn(Process::new(&binary).args(args(&[])));
+    wait_for_frames(&kept, settled + done_then + 1, Duration::from_secs(120));
+    let (code, log) = run.terminate();
+    assert_eq!(code, Some(130), "{log}");
+    assert!(log.contains("run the same command again"), "{log}");
+    assert_eq!(partials(dir.path()), left);
+    assert!(!out.exists());
+
     // Other settings: refused, nothing touched.
     let other = Command::new(&binary)
         .args(args(&["--iterations", "11"]))

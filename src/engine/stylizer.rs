@@ -265,7 +265,10 @@ impl StyleTarget {
     /// The target for `styles`: network-space images (see [`preprocess::to_network`]) with their
     /// blend weights, which are normalised to sum to 1.
     pub fn new(vgg: &Vgg19, styles: &[(Tensor, f64)], settings: &LossSettings) -> Result<Self> {
-        let sum: f64 = styles.iter().map(|(_, b)| b).sum();
+        // Summed relative to the largest, so that weights near f64's limit (1e308) do not sum
+        // to infinity and leave every painting a weight of 0.
+        let largest = styles.iter().map(|(_, b)| *b).fold(0.0, f64::max);
+        let sum: f64 = styles.iter().map(|(_, b)| b / largest).sum();
         if styles.is_empty() {
             return Err(Error::setting(
                 "--style",
@@ -276,10 +279,10 @@ impl StyleTarget {
         for (_, b) in styles {
             non_negative("--style-blend", *b)?;
         }
-        if sum <= 0.0 {
+        if largest <= 0.0 {
             return Err(Error::setting(
                 "--style-blend",
-                sum,
+                largest,
                 "the blend weights sum to zero",
             ));
         }
@@ -291,9 +294,10 @@ impl StyleTarget {
                     vgg.features(&image.to_device(vgg.device()), settings.pooling, &layers);
                 for (slot, f) in acc.iter_mut().zip(&features) {
                     let (_, _, h, w) = f.size4().expect("features are 4-d");
+                    let share = b / largest / sum;
                     let per = match settings.gram_scale {
-                        GramScale::PerPosition => b / sum / (h * w) as f64,
-                        GramScale::Paper => b / sum,
+                        GramScale::PerPosition => share / (h * w) as f64,
+                        GramScale::Paper => share,
                     };
                     let a = loss::gram(f) * per;
                     *slot = Some(match slot.take() {

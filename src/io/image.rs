@@ -92,6 +92,13 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
             ),
         ));
     }
+    if format == ImageFormat::Tiff && has_32_bit_integers(bytes) {
+        return Err(Error::image(
+            path,
+            "a TIFF of 32-bit integer samples, which this tool does not read: save it with 8- or \
+             16-bit integers or 32-bit floats",
+        ));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // The size is checked from the header below, with a message that gives it; this only
     // bounds what a decoder may allocate.
@@ -120,8 +127,33 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgb32FImage> {
         for v in rgb.iter_mut() {
             *v = linear_to_srgb(*v);
         }
+    } else {
+        // Float TIFFs may hold any value: kept to 0..1 as EXR's are, NaN as 0.
+        for v in rgb.iter_mut() {
+            *v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+        }
     }
     Ok(rgb)
+}
+
+/// Whether a TIFF holds 32-bit samples without saying they are floats: integers by the
+/// standard, which the image crate decodes as floats (garbage, or NaN).
+fn has_32_bit_integers(bytes: &[u8]) -> bool {
+    use tiff::decoder::Decoder;
+    use tiff::tags::{SampleFormat, Tag};
+    let Ok(mut decoder) = Decoder::new(Cursor::new(bytes)) else {
+        return false;
+    };
+    let bits = match decoder.colortype() {
+        Ok(tiff::ColorType::RGB(b) | tiff::ColorType::RGBA(b)) => b,
+        Ok(tiff::ColorType::Gray(b) | tiff::ColorType::GrayA(b)) => b,
+        _ => return false,
+    };
+    let float = matches!(
+        decoder.find_tag_unsigned_vec::<u16>(Tag::SampleFormat),
+        Ok(Some(formats)) if formats.iter().all(|f| *f == SampleFormat::IEEEFP.to_u16())
+    );
+    bits == 32 && !float
 }
 
 /// The format of the picture at `path` when it is an animation (a GIF, PNG or WebP of several

@@ -138,3 +138,54 @@ pub fn gif_of(dir: &Path, name: &str, frames: usize) -> PathBuf {
     encoder.encode_frames(pictures).unwrap();
     path
 }
+
+/// A baseline TIFF of 3 samples a pixel, 32 bits each, uncompressed, written by hand (the
+/// `tiff` crate always tags the sample format): `float` tags them as floats (SampleFormat 3);
+/// without it they are integers by the standard, and untagged, as some writers leave them.
+pub fn tiff_32_bit(
+    dir: &Path,
+    name: &str,
+    w: u32,
+    h: u32,
+    samples: &[u32],
+    float: bool,
+) -> PathBuf {
+    assert_eq!(samples.len(), (3 * w * h) as usize);
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    // Header, then the bits-per-sample and sample-format arrays, then the data, then the IFD.
+    let bits_at = 8u32;
+    let format_at = bits_at + 6;
+    let data_at = format_at + 6;
+    let ifd_at = data_at + data.len() as u32;
+    let mut tags: Vec<(u16, u16, u32, u32)> = vec![
+        (256, 4, 1, w),
+        (257, 4, 1, h),
+        (258, 3, 3, bits_at),
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, data_at),
+        (277, 3, 1, 3),
+        (278, 4, 1, h),
+        (279, 4, 1, data.len() as u32),
+        (284, 3, 1, 1),
+    ];
+    if float {
+        tags.push((339, 3, 3, format_at));
+    }
+    let mut file = b"II*\0".to_vec();
+    file.extend(ifd_at.to_le_bytes());
+    file.extend([32u16, 32, 32].iter().flat_map(|v| v.to_le_bytes()));
+    file.extend([3u16, 3, 3].iter().flat_map(|v| v.to_le_bytes()));
+    file.extend(&data);
+    file.extend((tags.len() as u16).to_le_bytes());
+    for (tag, kind, count, value) in tags {
+        file.extend(tag.to_le_bytes());
+        file.extend(kind.to_le_bytes());
+        file.extend(count.to_le_bytes());
+        file.extend(value.to_le_bytes());
+    }
+    file.extend(0u32.to_le_bytes());
+    let path = dir.join(name);
+    std::fs::write(&path, file).unwrap();
+    path
+}

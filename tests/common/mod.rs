@@ -110,11 +110,22 @@ impl Watched {
 
     /// Presses Ctrl-C (SIGINT) once, without waiting.
     pub fn signal(&self) {
+        self.send("-INT");
+    }
+
+    fn send(&self, signal: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Asks the binary to end (SIGTERM, as a scheduler, `timeout` or `docker stop` do) and
+    /// waits for it as [`Watched::interrupt`] does.
+    pub fn terminate(self) -> (Option<i32>, String) {
+        self.send("-TERM");
+        self.end_within(std::time::Duration::from_secs(60))
     }
 
     /// Presses Ctrl-C (SIGINT) and waits for the binary to end, at most 60 s (then kills it and
