@@ -13,6 +13,8 @@ use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 
 const SETTINGS_FILE: &str = "settings.json";
+/// The identities of a sequence's input frames, by position (see [`KeptFrames::check_inputs`]).
+const INPUTS_FILE: &str = "inputs.json";
 /// The first bytes of a kept start (see [`KeptFrames::save_start`]).
 const START_MAGIC: &[u8] = b"stylize-video start 1\n";
 
@@ -79,6 +81,54 @@ impl KeptFrames {
     /// How many frames, from the first on, are kept.
     pub fn count(&self) -> usize {
         (0..).take_while(|i| self.path(*i).is_file()).count()
+    }
+
+    /// Checks the first `already` kept frames against the input frames they were painted from
+    /// (`inputs`: an identity per position of a frame sequence's run), and keeps `inputs` for
+    /// the next run. The frames from the first whose input changed on are discarded: each frame
+    /// starts from the one before it. Frames kept by a version that kept only a digest of the
+    /// whole sequence in their settings stay if it is still `whole_digest`. Returns how many
+    /// frames, from the first on, stay.
+    pub fn check_inputs(
+        &self,
+        already: usize,
+        inputs: &[Value],
+        whole_digest: &str,
+    ) -> Result<usize> {
+        let path = self.dir.join(INPUTS_FILE);
+        let kept: Option<Vec<Value>> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let valid = match kept {
+            Some(kept) => (0..already)
+                .take_while(|&i| kept.get(i).is_some() && kept.get(i) == inputs.get(i))
+                .count(),
+            None => {
+                let settings: Option<Value> = std::fs::read_to_string(self.dir.join(SETTINGS_FILE))
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok());
+                let digest = settings.as_ref().and_then(|s| s.pointer("/input/digest"));
+                if digest.and_then(Value::as_str) == Some(whole_digest) {
+                    already
+                } else {
+                    0
+                }
+            }
+        };
+        if valid < already {
+            for index in valid..already {
+                let frame = self.path(index);
+                std::fs::remove_file(&frame).map_err(|source| Error::Io {
+                    action: "cannot remove",
+                    path: frame,
+                    source,
+                })?;
+            }
+            self.remove_starts();
+        }
+        let text = serde_json::to_string(inputs).expect("JSON");
+        atomic::write(&path, |f| f.write_all(text.as_bytes()))?;
+        Ok(valid)
     }
 
     /// The folder.
@@ -195,6 +245,14 @@ impl KeptFrames {
 /// A fingerprint kept by an earlier version as this one writes it: a sequence input's path
 /// was kept as typed, it is now its real path (so that frames kept then still resume).
 fn upgraded(mut kept: Value) -> Value {
+    // A sequence was one digest of all its frames; its frames are now checked one by one
+    // (the digest is checked once by `check_inputs`).
+    if let Some(input) = kept.pointer_mut("/input").and_then(Value::as_object_mut) {
+        if input.contains_key("sequence") {
+            input.remove("digest");
+            input.remove("frames");
+        }
+    }
     if let Some(sequence) = kept.pointer_mut("/input/sequence") {
         if let Some(typed) = sequence.as_str() {
             let real = atomic::real_path(Path::new(typed));
@@ -246,6 +304,7 @@ fn differ(path: &str, old: Option<&Value>, new: Option<&Value>, found: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_changed_setting_is_named_by_its_path() {
@@ -301,6 +360,37 @@ mod tests {
         let new = serde_json::json!({ "input": { "sequence": real.display().to_string() } });
         let (_, already) = KeptFrames::open(&folder, &new, false).unwrap();
         assert_eq!(already, 1);
+    }
+
+    #[test]
+    fn a_sequence_s_frames_are_checked_one_by_one_and_a_whole_digest_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out.frames");
+        // As a version before 2026-11-24 kept it: a digest of every frame of the sequence.
+        let old = serde_json::json!({ "input": { "sequence": "/s/%04d.png", "frames": 3, "digest": "d1" } });
+        let (kept, _) = KeptFrames::open(&folder, &old, false).unwrap();
+        for i in 0..2 {
+            std::fs::write(kept.path(i), b"a frame").unwrap();
+        }
+        let new = serde_json::json!({ "input": { "sequence": "/s/%04d.png" } });
+        let (kept, already) = KeptFrames::open(&folder, &new, false).unwrap();
+        assert_eq!(already, 2);
+        let inputs = [json!("a"), json!("b"), json!("c")];
+        // The sequence as it was then: every kept frame stays, and its frames are now kept.
+        assert_eq!(kept.check_inputs(2, &inputs, "d1").unwrap(), 2);
+        // A frame not yet painted changed (or was added): nothing is lost.
+        let later = [json!("a"), json!("b"), json!("C"), json!("d")];
+        assert_eq!(kept.check_inputs(2, &later, "other").unwrap(), 2);
+        // A painted frame changed: it and those after it go.
+        let changed = [json!("a"), json!("B"), json!("C")];
+        assert_eq!(kept.check_inputs(2, &changed, "other").unwrap(), 1);
+        assert_eq!(kept.count(), 1);
+        // The digest of a sequence that changed since: nothing stays.
+        let folder = dir.path().join("other.frames");
+        let (kept, _) = KeptFrames::open(&folder, &old, false).unwrap();
+        std::fs::write(kept.path(0), b"a frame").unwrap();
+        assert_eq!(kept.check_inputs(1, &inputs, "d2").unwrap(), 0);
+        assert_eq!(kept.count(), 0);
     }
 
     #[test]

@@ -203,26 +203,38 @@ pub fn kept_dir(output: &Path, range: FrameRange) -> PathBuf {
 }
 
 /// Identity of an input for the fingerprint: for a file, where it is, its size and when it
-/// changed; for a frame sequence, a digest of every frame file's name, size and time.
+/// changed; for a frame sequence, where it is (its frames are checked one by one against the
+/// frames kept from them: see [`sequence_frames`]).
 fn input_identity(path: &Path) -> Value {
     if !sequence::is_sequence(path) {
         return identity(path);
     }
+    // However the sequence is spelt (`./shot/%04d.png`, from another folder), it is one input.
+    let sequence = atomic::real_path(path).display().to_string();
+    json!({ "sequence": sequence })
+}
+
+/// The frames of a sequence input in `range`, by position: each file and its identity; and the
+/// digest of every frame of the sequence that versions before 2026-11-24 kept instead.
+fn sequence_frames(path: &Path, range: FrameRange) -> (Vec<(PathBuf, Value)>, String) {
     use sha2::{Digest, Sha256};
     let files = sequence::list(path).unwrap_or_default();
     let mut digest = Sha256::new();
-    for (number, file) in &files {
-        digest.update(identity(file).to_string().as_bytes());
+    let mut frames = Vec::new();
+    for (position, (number, file)) in files.iter().enumerate() {
+        let id = identity(file);
+        digest.update(id.to_string().as_bytes());
         digest.update(number.to_le_bytes());
+        if range.contains(position) {
+            frames.push((file.clone(), json!({ "number": number, "file": id })));
+        }
     }
-    let hex: String = digest
+    let hex = digest
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    // However the sequence is spelt (`./shot/%04d.png`, from another folder), it is one input.
-    let sequence = atomic::real_path(path).display().to_string();
-    json!({ "sequence": sequence, "frames": files.len(), "digest": hex })
+    (frames, hex)
 }
 
 /// Identity of a file for the fingerprint: where it is, its size and when it changed.
@@ -499,7 +511,28 @@ pub fn stylize_video(
         .parent()
         .filter(|folder| !folder.exists())
         .map(Path::to_path_buf);
-    let (kept, already) = KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
+    let (kept, mut already) =
+        KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
+    if sequence::is_sequence(&settings.input) {
+        // A frame changed since it was painted: it and the frames after it (each starts from
+        // the one before) are painted again; frames not yet painted may change freely.
+        let (frames, whole) = sequence_frames(&settings.input, settings.range);
+        let inputs: Vec<Value> = frames.iter().map(|(_, id)| id.clone()).collect();
+        let valid = kept.check_inputs(already, &inputs, &whole)?;
+        if valid < already {
+            let changed = frames.get(valid).map_or_else(
+                || "missing".to_string(),
+                |(f, _)| format!("'{}' changed", f.display()),
+            );
+            progress.log(&format!(
+                "frame {valid} of the output: its input {changed} since it was painted; \
+                 painting again from it ({} finished frame(s) before it kept, {} discarded)",
+                valid,
+                already - valid
+            ));
+            already = valid;
+        }
+    }
     // A run that failed before its first frame leaves nothing behind.
     let leave_nothing = |kept: &KeptFrames| {
         kept.remove_if_empty();

@@ -1107,6 +1107,59 @@ fn a_sequence_resumes_however_its_path_is_spelt_and_gives_the_same_frames() {
 }
 
 #[test]
+fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (shot, _) = frame_folder(d, 64, "");
+    let run = || {
+        let mut c = stylize();
+        c.arg(shot.join("%04d.png"))
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "48", "--first-frame-iterations", "2"])
+            .args(["--iterations", "1", "--keep-frames", "-o"])
+            .arg(d.join("out/%04d.png"));
+        c
+    };
+    let log = |assert: assert_cmd::assert::Assert| {
+        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+    };
+    // The last frame is damaged after its header: the run stops there, two frames painted.
+    let third = shot.join("0003.png");
+    let whole = std::fs::read(&third).unwrap();
+    std::fs::write(&third, &whole[..whole.len() / 2]).unwrap();
+    let failed = log(run().assert().failure());
+    assert!(failed.contains("0003.png"), "{failed}");
+    // Repaired, it is the only frame painted: the others' inputs did not change.
+    std::fs::write(&third, &whole).unwrap();
+    let resumed = log(run().assert().success());
+    assert!(
+        resumed.contains("resuming: 2 finished frame(s)")
+            && resumed.contains("(2 resumed, 1 stylised)"),
+        "{resumed}"
+    );
+    // A painted frame's input changed: it and the frames after it are painted again.
+    let second = shot.join("0002.png");
+    image::open(&second).unwrap().fliph().save(&second).unwrap();
+    // Changed within the second it was made, its size perhaps the same: dated later, as an
+    // edit would be.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&second)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let again = log(run().assert().success());
+    assert!(
+        again.contains("frame 1 of the output: its input")
+            && again.contains("0002.png' changed")
+            && again.contains("(1 resumed, 2 stylised)"),
+        "{again}"
+    );
+}
+
+#[test]
 fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
     let dir = tempfile::tempdir().unwrap();
     let square = dir.path().join("square.png");
