@@ -350,7 +350,34 @@ fn sound_a_container_refuses_as_it_is_is_encoded_again() {
     let log = success_log(quick(&flac, &out).args(["--frames", ":3"]));
     assert!(log.contains("sound copied"), "{log}");
     assert!(!log.contains("left out"), "{log}");
-    assert_eq!(probe(&out).audio.unwrap().0, "flac");
+    // Copied whole packets (of 0.096 s) that start within the 3 frames' 0.12 s, no more.
+    let (codec, seconds) = probe(&out).audio.unwrap();
+    assert_eq!(codec, "flac");
+    assert!((seconds - 0.192).abs() < 0.001, "{seconds} s of sound");
+    // Opus takes 48, 24, 16, 12 or 8 kHz: sound at 22050 Hz is resampled to 48 kHz (it was
+    // negotiated to 0 Hz and refused), and lasts as long as the frames.
+    let low = dir.path().join("22050.mp4");
+    ffmpeg_cli(&[
+        "-i",
+        flac.to_str().unwrap(),
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-ar",
+        "22050",
+        low.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("22050.webm");
+    let log = success_log(quick(&low, &out).args(["--frames", ":12", "--output-size", "128"]));
+    assert!(log.contains("sound re-encoded as libopus"), "{log}");
+    let written = probe(&out);
+    let (codec, seconds) = written.audio.unwrap();
+    assert_eq!(codec, "opus");
+    assert!(
+        (seconds - 0.48).abs() < 0.05,
+        "{seconds} s of sound for 12 frames at 25 fps"
+    );
     // Of two tracks, one is kept, and the log says so.
     let two = dir.path().join("two.mkv");
     ffmpeg_cli(&[

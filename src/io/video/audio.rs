@@ -57,6 +57,8 @@ pub(crate) struct Sound {
     start: i64,
     mode: Mode,
     done: bool,
+    /// A packet read that starts after the time written so far: the next call's first.
+    pending: Option<Packet>,
 }
 
 impl Sound {
@@ -191,12 +193,14 @@ impl Sound {
                 start: (start_seconds / f64::from(in_time_base)).round() as i64,
                 mode,
                 done: false,
+                pending: None,
             },
             plan,
         ))
     }
 
-    /// Writes the sound up to `seconds` of output time (one packet beyond, at most).
+    /// Writes the sound that starts before `seconds` of output time (its last packet may end
+    /// after it); a packet that starts later waits for the next call.
     pub fn write_until(
         &mut self,
         output: &mut format::context::Output,
@@ -205,27 +209,34 @@ impl Sound {
     ) -> Result<()> {
         let out_time_base = output.stream(self.out_stream).expect("added").time_base();
         let mut errors = 0;
-        while !self.done {
-            let mut packet = Packet::empty();
-            match packet.read(&mut self.input) {
-                Ok(()) => errors = 0,
-                Err(ffmpeg::Error::Eof) => {
-                    self.done = true;
-                    self.flush(output, path)?;
-                    break;
+        loop {
+            let mut packet = match self.pending.take() {
+                Some(packet) => packet,
+                None if self.done => break,
+                None => {
+                    let mut packet = Packet::empty();
+                    match packet.read(&mut self.input) {
+                        Ok(()) => errors = 0,
+                        Err(ffmpeg::Error::Eof) => {
+                            self.done = true;
+                            self.flush(output, path)?;
+                            break;
+                        }
+                        // Damaged data is skipped, up to a point: a file that keeps failing
+                        // ends its sound there.
+                        Err(_) if errors < super::MAX_READ_ERRORS => {
+                            errors += 1;
+                            continue;
+                        }
+                        Err(_) => {
+                            self.done = true;
+                            self.flush(output, path)?;
+                            break;
+                        }
+                    }
+                    packet
                 }
-                // Damaged data is skipped, up to a point: a file that keeps failing ends its
-                // sound there.
-                Err(_) if errors < super::MAX_READ_ERRORS => {
-                    errors += 1;
-                    continue;
-                }
-                Err(_) => {
-                    self.done = true;
-                    self.flush(output, path)?;
-                    break;
-                }
-            }
+            };
             if packet.stream() != self.in_stream {
                 continue;
             }
@@ -236,6 +247,10 @@ impl Sound {
                 continue;
             }
             let at = (pts - self.start) as f64 * f64::from(self.in_time_base);
+            if at >= seconds {
+                self.pending = Some(packet);
+                break;
+            }
             match &mut self.mode {
                 Mode::Copy => {
                     let shift = |t: Option<i64>| t.map(|t| t - self.start);
@@ -261,9 +276,6 @@ impl Sound {
                         self.encode_ready(output, path, false)?;
                     }
                 }
-            }
-            if at > seconds {
-                break;
             }
         }
         Ok(())
@@ -421,7 +433,22 @@ fn resampler(
         let mut out = graph.get("out").expect("added");
         out.set_sample_format(encoder.format());
         out.set_channel_layout(encoder.channel_layout());
-        out.set_sample_rate(encoder.rate());
+        // Not `set_sample_rate`: it writes an i64 into this list of C ints, which adds a rate
+        // of 0, and a source nearer 0 Hz than the encoder's rate (22050 Hz against Opus's
+        // 48000) was then negotiated to 0 Hz, and refused.
+        let rate = encoder.rate() as std::ffi::c_int;
+        let set = unsafe {
+            ffmpeg::ffi::av_opt_set_bin(
+                out.as_mut_ptr() as *mut _,
+                c"sample_rates".as_ptr(),
+                (&rate as *const std::ffi::c_int).cast(),
+                std::mem::size_of::<std::ffi::c_int>() as std::ffi::c_int,
+                ffmpeg::ffi::AV_OPT_SEARCH_CHILDREN,
+            )
+        };
+        if set < 0 {
+            return Err(ffmpeg::Error::from(set));
+        }
     }
     graph.output("in", 0)?.input("out", 0)?.parse("anull")?;
     graph.validate()?;
