@@ -90,12 +90,24 @@ pub fn cpu_has_native_bf16() -> bool {
     })
 }
 
-/// A warning for a precision that is slow on `device`: bfloat16 on a CPU without native
-/// bfloat16 arithmetic (measured ten times slower than float32 on such a CPU).
+/// A warning for a precision that does nothing or is slow on `device`: TF32 off NVIDIA GPUs,
+/// bfloat16 on a CPU without native bfloat16 arithmetic (measured ten times slower than
+/// float32 on such a CPU).
 pub fn precision_warning(device: Device, precision: Precision) -> Option<String> {
-    (precision == Precision::Bf16 && !device.is_cuda() && !cpu_has_native_bf16()).then(|| {
-        "--precision bf16 on this CPU (no AVX-512 BF16 or AMX) is emulated: it measured about ten \
-         times slower than fp32 on such a CPU; bf16 pays on GPUs"
-            .to_string()
-    })
+    if device.is_cuda() {
+        return None;
+    }
+    match precision {
+        Precision::Bf16 if !cpu_has_native_bf16() => Some(
+            "--precision bf16 on this CPU (no AVX-512 BF16 or AMX) is emulated: it measured about \
+             ten times slower than fp32 on such a CPU; bf16 pays on GPUs"
+                .to_string(),
+        ),
+        Precision::Tf32 => Some(
+            "--precision tf32 is a mode of NVIDIA GPUs' tensor cores: on the CPU it is fp32 \
+             (the same pictures, the same speed)"
+                .to_string(),
+        ),
+        _ => None,
+    }
 }

@@ -17,7 +17,7 @@ use tch::Tensor;
 use crate::engine::flow::{warp, FlowEstimator, HornSchunck, Sampling};
 use crate::engine::preprocess::{self, from_network, to_network};
 use crate::engine::shot::{is_cut, unexplained_difference};
-use crate::engine::stylizer::{Outcome, StopReason, Stylizer};
+use crate::engine::stylizer::{describe_recoveries, Outcome, StopReason, Stylizer};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, SourceInfo};
 use crate::kept::KeptFrames;
@@ -509,8 +509,9 @@ fn stylize_all(
             }
             if result.recoveries > 0 {
                 let w = format!(
-                    "frame {}: met non-finite values {} time(s); stepped back each time",
-                    frame.index, result.recoveries
+                    "frame {}: {}",
+                    frame.index,
+                    describe_recoveries(result.recoveries)
                 );
                 progress.log(&w);
                 outcome.warnings.push(w);

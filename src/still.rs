@@ -9,7 +9,7 @@ use std::time::Instant;
 use image::Rgb32FImage;
 
 use crate::engine::preprocess::{self, from_network, resize, to_network};
-use crate::engine::stylizer::{Outcome, StyleTarget, Stylizer};
+use crate::engine::stylizer::{describe_recoveries, Outcome, StyleTarget, Stylizer};
 use crate::error::{Error, Result};
 use crate::io::gif::GifRecorder;
 use crate::io::image::BitDepth;
@@ -205,10 +205,7 @@ pub fn stylize_image(
         )));
     }
     if outcome.recoveries > 0 {
-        progress.log(&format!(
-            "met non-finite values {} time(s); stepped back to the last finite image each time",
-            outcome.recoveries
-        ));
+        progress.log(&describe_recoveries(outcome.recoveries));
     }
 
     let result = finish(from_network(&outcome.image)?);

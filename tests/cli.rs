@@ -1160,6 +1160,42 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
 }
 
 #[test]
+fn the_log_says_why_the_optimiser_stopped_and_what_a_precision_does_here() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its own painting: the start is already the optimum, every step diverges from a loss
+    // near 0 and is refused; nothing is non-finite.
+    let assert = stylize()
+        .arg(frame())
+        .arg("--style")
+        .arg(frame())
+        .args([
+            "--size",
+            "32",
+            "-n",
+            "20",
+            "--device",
+            "cpu",
+            "--precision",
+            "tf32",
+            "-o",
+        ])
+        .arg(dir.path().join("same.png"))
+        .assert()
+        .success();
+    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        log.contains("refused 12 step(s) that gave a non-finite loss or multiplied it by over 100")
+            && log.contains("(stalled: 12 steps in a row refused; the best image is kept)")
+            && log.contains("--precision tf32 is a mode of NVIDIA GPUs' tensor cores"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("NonFinite") && !log.contains("met non-finite"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
     let dir = tempfile::tempdir().unwrap();
     let square = dir.path().join("square.png");

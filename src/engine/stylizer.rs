@@ -382,8 +382,32 @@ pub enum StopReason {
     Tolerance,
     /// The callback asked to stop.
     Callback,
-    /// Non-finite values kept coming back; the last finite point was kept.
+    /// Every step kept being refused (non-finite, or diverging: see [`describe_recoveries`]);
+    /// the best point was kept.
     NonFinite,
+}
+
+impl StopReason {
+    /// Why it stopped, in words for the log.
+    pub fn describe(self) -> String {
+        match self {
+            StopReason::Iterations => "all iterations run".into(),
+            StopReason::Tolerance => "converged: the loss changed less than --tolerance".into(),
+            StopReason::Callback => "stopped".into(),
+            StopReason::NonFinite => format!(
+                "stalled: {MAX_RECOVERIES_IN_A_ROW} steps in a row refused; the best image is kept"
+            ),
+        }
+    }
+}
+
+/// The log's words for `count` refused steps (see [`Outcome::recoveries`]).
+pub fn describe_recoveries(count: usize) -> String {
+    format!(
+        "refused {count} step(s) that gave a non-finite loss or multiplied it by over {}; \
+         stepped back each time",
+        crate::engine::optim::DIVERGENCE_FACTOR
+    )
 }
 
 /// The state after one iteration, for progress, GIFs and reports.
@@ -457,7 +481,7 @@ pub struct Outcome {
     pub evaluations: usize,
     /// The total loss after each iteration; element 0 is the initial image's.
     pub history: Vec<f64>,
-    /// Times a non-finite value was met and the optimiser stepped back.
+    /// Steps refused (a non-finite loss, or one multiplied by over 100) and stepped back from.
     pub recoveries: usize,
     /// Why it stopped.
     pub stop: StopReason,

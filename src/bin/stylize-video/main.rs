@@ -109,7 +109,7 @@ fn still(args: &args::Args) -> stylize_video::Result<()> {
     let summary = stylize_image(&settings, &mut bar, &STOP)?;
     let o = &summary.outcome;
     bar.log(&format!(
-        "{}x{}: {} iterations in {:.1} s ({:.2} it/s), loss {:.4e} -> {:.4e} ({:?})",
+        "{}x{}: {} iterations in {:.1} s ({:.2} it/s), loss {:.4e} -> {:.4e} ({})",
         summary.size.0,
         summary.size.1,
         o.iterations,
@@ -117,7 +117,7 @@ fn still(args: &args::Args) -> stylize_video::Result<()> {
         o.iterations as f64 / summary.seconds.max(1e-9),
         o.initial.total,
         o.best.total,
-        o.stop
+        o.stop.describe()
     ));
     bar.log(&format!("wrote {}", settings.output.display()));
     if let (Some(frames), Some(gif)) = (summary.gif_frames, &settings.gif) {
