@@ -1196,6 +1196,35 @@ fn the_log_says_why_the_optimiser_stopped_and_what_a_precision_does_here() {
 }
 
 #[test]
+fn an_l_bfgs_memory_no_device_can_hold_is_refused_by_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    // A million pairs of 256x144 images: 824 GiB (it was a crash, exit 101, inside the loop).
+    let assert = stylize()
+        .arg(frame())
+        .arg("--style")
+        .arg(van_gogh())
+        .args([
+            "--size",
+            "256",
+            "-n",
+            "1000000",
+            "--lbfgs-history",
+            "1000000",
+            "-o",
+        ])
+        .arg(dir.path().join("out.png"))
+        .assert()
+        .failure()
+        .code(1);
+    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        log.contains("--lbfgs-history = 1000000: 1000000 pairs of 256x144 images need 824.0 GiB"),
+        "{log}"
+    );
+    assert!(!dir.path().join("out.png").exists());
+}
+
+#[test]
 fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
     let dir = tempfile::tempdir().unwrap();
     let square = dir.path().join("square.png");

@@ -708,6 +708,9 @@ impl<'a> Stylizer<'a> {
         } else {
             CHECK_EVERY
         };
+        if let OptimizerKind::Lbfgs { history, .. } = self.optimizer.kind {
+            check_lbfgs_memory(history, iterations, &current.x)?;
+        }
         let mut state = LoopState::new(&current, device);
         // The best image met and its figures.
         let (mut best_x, mut best_scalars) =
@@ -861,6 +864,31 @@ impl LoopState {
             .logical_and(&non_finite.logical_not())
             .logical_and(&tolerance.logical_not());
     }
+}
+
+/// Whether the L-BFGS memory of `history` pairs (at most one per iteration) of images like `x`
+/// can be had on its device: an error that names --lbfgs-history if not (the memory is taken
+/// inside the loop, where running out would be a crash).
+fn check_lbfgs_memory(history: usize, iterations: usize, x: &Tensor) -> Result<()> {
+    let pairs = history.min(iterations).max(1) as i64;
+    let n = x.numel() as i64;
+    let trial = std::panic::catch_unwind(|| {
+        Tensor::f_empty([pairs, 2, n], (Kind::Float, x.device())).map(|_| ())
+    });
+    if matches!(trial, Ok(Ok(()))) {
+        return Ok(());
+    }
+    let gib = (pairs * 2 * n * 4) as f64 / (1u64 << 30) as f64;
+    let (h, w) = (x.size()[2], x.size()[3]);
+    Err(Error::setting(
+        "--lbfgs-history",
+        history,
+        format!(
+            "{pairs} pairs of {w}x{h} images need {gib:.1} GiB, more than the device could give; \
+             the default of 50 needs {:.2} GiB",
+            (50.min(pairs) * 2 * n * 4) as f64 / (1u64 << 30) as f64
+        ),
+    ))
 }
 
 /// Runs `work` (network passes at an image of `size` = (height, width)), turning libtorch's
