@@ -398,32 +398,52 @@ pub const STILL_ITERATIONS: usize = 500;
 /// Iterations of a warm video frame unless --iterations says otherwise.
 pub const WARM_ITERATIONS: usize = 100;
 
+/// Frame rates of the NTSC family, which decimals such as 29.97 and 119.88 stand for (each of
+/// them divided by 1.001).
+const NTSC_RATES: [i32; 9] = [12, 15, 24, 30, 48, 60, 96, 120, 240];
+
 fn parse_fps(text: &str) -> Result<Ratio> {
-    let bad = || {
-        Error::setting(
-            "--fps",
-            text,
-            "a frame rate such as 25, 29.97 or 30000/1001",
-        )
-    };
-    if let Some((n, d)) = text.split_once('/') {
-        let (n, d) = (
-            n.trim().parse().map_err(|_| bad())?,
-            d.trim().parse().map_err(|_| bad())?,
+    let typed = text.trim();
+    let bad = |problem: &str| Error::setting("--fps", typed, problem.to_string());
+    let example = "a frame rate such as 25, 29.97 or 30000/1001";
+    if let Some((n, d)) = typed.split_once('/') {
+        let (n, d): (i32, i32) = (
+            n.trim().parse().map_err(|_| bad(example))?,
+            d.trim().parse().map_err(|_| bad(example))?,
         );
         return Ok(Ratio::new(n, d));
     }
-    let f: f64 = text.trim().parse().map_err(|_| bad())?;
-    if !(f.is_finite() && f > 0.0) {
-        return Err(bad());
+    let f: f64 = typed.parse().map_err(|_| bad(example))?;
+    if !(f.is_finite() && f > 0.0 && f <= 1000.0) {
+        return Err(bad("must be above 0 and at most 1000"));
     }
-    // 29.97 → 30000/1001, as video people mean it.
-    for (n, d) in [(24000, 1001), (30000, 1001), (60000, 1001)] {
-        if (f - n as f64 / d as f64).abs() < 0.005 {
-            return Ok(Ratio::new(n, d));
+    // 29.97 → 30000/1001, 119.88 → 120000/1001, as video people mean them.
+    for k in NTSC_RATES {
+        if (f * 1.001 - f64::from(k)).abs() < 0.005 {
+            return Ok(Ratio::new(k * 1000, 1001));
         }
     }
-    Ok(Ratio::new((f * 1000.0).round() as i32, 1000))
+    // Any other decimal as written (7.4925 is 2997/400), to a millionth.
+    let den = if typed.contains(['e', 'E']) {
+        1_000_000
+    } else {
+        let decimals = typed.split_once('.').map_or(0, |(_, d)| d.len().min(6));
+        10i32.pow(decimals as u32)
+    };
+    let num = (f * f64::from(den)).round() as i32;
+    if num == 0 {
+        return Err(bad("must be above 0 and at most 1000"));
+    }
+    let divisor = gcd(num, den);
+    Ok(Ratio::new(num / divisor, den / divisor))
+}
+
+fn gcd(a: i32, b: i32) -> i32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 fn parse_range(text: &str) -> Result<FrameRange> {
@@ -776,5 +796,33 @@ impl Args {
             bit_depth: self.depth()?,
             style: self.style(self.iterations.unwrap_or(STILL_ITERATIONS))?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rates_are_read_as_video_people_mean_them() {
+        let rate = |t: &str| parse_fps(t).map(|r| (r.num, r.den)).ok();
+        // The NTSC family, however many decimals are typed.
+        assert_eq!(rate("29.97"), Some((30000, 1001)));
+        assert_eq!(rate("23.976"), Some((24000, 1001)));
+        assert_eq!(rate("59.94"), Some((60000, 1001)));
+        assert_eq!(rate("119.88"), Some((120000, 1001)));
+        assert_eq!(rate("47.952"), Some((48000, 1001)));
+        assert_eq!(rate("14.985"), Some((15000, 1001)));
+        // Other decimals as written.
+        assert_eq!(rate("25"), Some((25, 1)));
+        assert_eq!(rate("12.5"), Some((25, 2)));
+        assert_eq!(rate("7.4925"), Some((2997, 400)));
+        assert_eq!(rate(" 30 "), Some((30, 1)));
+        assert_eq!(rate("30000/1001"), Some((30000, 1001)));
+        // Refused with what was typed.
+        for bad in ["1e9", "1e-9", "0", "-25", "inf", "NaN", "fast"] {
+            let message = parse_fps(bad).unwrap_err().to_string();
+            assert!(message.contains(&format!("--fps = {bad}")), "{message}");
+        }
     }
 }
