@@ -1225,6 +1225,58 @@ fn an_l_bfgs_memory_no_device_can_hold_is_refused_by_its_flag() {
 }
 
 #[test]
+fn a_sequence_frame_turned_by_its_exif_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shot = d.join("shot");
+    std::fs::create_dir(&shot).unwrap();
+    let picture = image::open(frame())
+        .unwrap()
+        .resize(64, 64, image::imageops::Triangle);
+    let mut jpeg = Vec::new();
+    picture
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    for n in 1..=3 {
+        std::fs::write(shot.join(format!("{n:04}.jpg")), &jpeg).unwrap();
+    }
+    // Stored as the others, shown on its side: it reads upright as 36x64.
+    std::fs::write(shot.join("0003.jpg"), with_orientation(&jpeg, 6)).unwrap();
+    assert_eq!(
+        stylize_video::io::image::load(&shot.join("0003.jpg"))
+            .unwrap()
+            .dimensions(),
+        (36, 64)
+    );
+    let assert = stylize()
+        .arg(shot.join("%04d.jpg"))
+        .arg("--style")
+        .arg(van_gogh())
+        .args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "1",
+            "-n",
+            "1",
+            "-o",
+        ])
+        .arg(d.join("out/%04d.png"))
+        .assert()
+        .failure()
+        .code(1);
+    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(log.contains("0003.jpg") && log.contains("36x64"), "{log}");
+    assert!(
+        !d.join("out/0001.png").exists(),
+        "refused before the first frame is painted"
+    );
+}
+
+#[test]
 fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
     let dir = tempfile::tempdir().unwrap();
     let square = dir.path().join("square.png");

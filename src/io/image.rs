@@ -182,7 +182,18 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| Error::image(path, format!("cannot read it: {e}")))?;
     let is_exr = reader.format() == Some(ImageFormat::OpenExr);
-    reader.into_dimensions().or_else(|e| {
+    let mut reader = reader;
+    reader.limits(Limits::no_limits());
+    // As it will be read: upright (a phone's portrait JPEG is stored on its side).
+    let upright = reader.into_decoder().map(|mut decoder| {
+        let (w, h) = decoder.dimensions();
+        use image::metadata::Orientation::*;
+        match decoder.orientation() {
+            Ok(Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH) => (h, w),
+            _ => (w, h),
+        }
+    });
+    upright.or_else(|e| {
         // The image crate reads only EXRs with colour channels; any layer has a size.
         std::fs::File::open(path)
             .ok()
