@@ -79,6 +79,40 @@ fn every_codec_tags_how_its_colours_are_read() {
 }
 
 #[test]
+fn an_interlaced_source_is_told_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let interlaced = dir.path().join("interlaced.mpg");
+    ffmpeg_cli(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=25:d=0.3",
+        "-vf",
+        "tinterlace=4",
+        "-flags",
+        "+ilme+ildct",
+        "-top",
+        "1",
+        "-c:v",
+        "mpeg2video",
+        interlaced.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("out.mp4");
+    let log = success_log(quick(&interlaced, &out).args(["--frames", ":2"]));
+    assert!(
+        log.contains("interlaced.mpg: interlaced (top field first)") && log.contains("bwdif"),
+        "{log}"
+    );
+    // A progressive one is not.
+    let log = success_log(quick(&clip("carphone_pristine.mp4"), &out).args([
+        "--frames",
+        ":1",
+        "--overwrite",
+    ]));
+    assert!(!log.contains("interlaced"), "{log}");
+}
+
+#[test]
 fn the_av1_encoder_s_own_log_stays_off_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mp4");

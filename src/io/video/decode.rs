@@ -150,6 +150,29 @@ impl VideoSource {
                 .map(|a| format!(", {a} audio"))
                 .unwrap_or_default(),
         );
+        // Interlaced pictures hold two moments, a line each: painted as they are, with the comb
+        // their motion makes. Said, with what to do.
+        let field_order = unsafe { (*stream.parameters().as_ptr()).field_order };
+        let interlaced = match field_order {
+            ffmpeg::ffi::AVFieldOrder::AV_FIELD_TT | ffmpeg::ffi::AVFieldOrder::AV_FIELD_TB => {
+                Some("top")
+            }
+            ffmpeg::ffi::AVFieldOrder::AV_FIELD_BB | ffmpeg::ffi::AVFieldOrder::AV_FIELD_BT => {
+                Some("bottom")
+            }
+            _ => None,
+        };
+        let warnings = interlaced
+            .map(|first| {
+                format!(
+                    "{}: interlaced ({first} field first); its frames are painted as they are, the \
+                     comb of moving edges included: deinterlace it first for a clean result \
+                     (e.g. ffmpeg -i IN -vf bwdif -c:a copy OUT)",
+                    path.display()
+                )
+            })
+            .into_iter()
+            .collect();
         // One frame's duration in the stream's time base, for frames whose next one is unknown.
         let default_duration = ((f64::from(time_base.den) * f64::from(frame_rate.den))
             / (f64::from(time_base.num) * f64::from(frame_rate.num)))
@@ -187,7 +210,7 @@ impl VideoSource {
             draining: false,
             done: false,
             damaged: 0,
-            warnings: Vec::new(),
+            warnings,
         })
     }
 
