@@ -149,6 +149,12 @@ fn an_animation_is_told_from_a_still_picture() {
     assert_eq!(animation_format(&still), None);
     assert_eq!(load(&still).unwrap().dimensions(), (64, 48));
     assert_eq!(animation_format(&frame()), None);
+    // An APNG of one frame is a still; of two, an animation.
+    let one = apng_of(dir.path(), "one.png", 1);
+    assert_eq!(animation_format(&one), None);
+    assert_eq!(load(&one).unwrap().dimensions(), (32, 32));
+    let two = apng_of(dir.path(), "two.png", 2);
+    assert_eq!(animation_format(&two), Some(image::ImageFormat::Png));
 }
 
 #[test]

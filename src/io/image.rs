@@ -168,7 +168,12 @@ pub fn animation_format(path: &Path) -> Option<ImageFormat> {
     let animated = match format {
         ImageFormat::Gif => GifDecoder::new(reader())
             .is_ok_and(|d| d.into_frames().take(2).filter(|f| f.is_ok()).count() > 1),
-        ImageFormat::Png => PngDecoder::new(reader()).is_ok_and(|d| d.is_apng().unwrap_or(false)),
+        // An APNG of one frame is a still.
+        ImageFormat::Png => PngDecoder::new(reader()).is_ok_and(|d| {
+            d.is_apng().unwrap_or(false)
+                && d.apng()
+                    .is_ok_and(|a| a.into_frames().take(2).filter(|f| f.is_ok()).count() > 1)
+        }),
         ImageFormat::WebP => WebPDecoder::new(reader()).is_ok_and(|d| d.has_animation()),
         _ => false,
     };

@@ -211,3 +211,21 @@ pub fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out.extend(&jpeg[2..]);
     out
 }
+
+/// An APNG of `frames` frames of 32x32 grey, each a shade lighter.
+pub fn apng_of(dir: &Path, name: &str, frames: u32) -> PathBuf {
+    let path = dir.join(name);
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut encoder = png::Encoder::new(file, 32, 32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_animated(frames, 0).unwrap();
+    let mut writer = encoder.write_header().unwrap();
+    for f in 0..frames {
+        writer
+            .write_image_data(&vec![(40 * f) as u8; 32 * 32 * 3])
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    path
+}
