@@ -687,6 +687,34 @@ fn an_odd_sized_variable_rate_clip_keeps_every_timestamp() {
     assert_eq!(a.sample_aspect_ratio, (4, 3));
     assert_eq!(b.sample_aspect_ratio, (4, 3));
     assert_eq!(c.sample_aspect_ratio, (4, 3));
+
+    // Frames 0, 1, 3, 6, ... of 30000/1001: the last lasts 1001/30000 s, not a frame at the
+    // average rate (11.8 fps): the clip keeps its length.
+    let dropped = dir.path().join("dropped.mp4");
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-t",
+        "1",
+        "-vf",
+        "select='not(mod(n\\,3))+eq(n\\,1)'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        dropped.to_str().unwrap(),
+    ]);
+    let source = probe(&dropped);
+    let out = dir.path().join("dropped-out.mp4");
+    quick(&dropped, &out).assert().success();
+    let written = probe(&out);
+    assert_same_times(&source.times, &written.times);
+    assert!(
+        (written.duration - source.duration).abs() < 0.002,
+        "{} s against the source's {} s",
+        written.duration,
+        source.duration
+    );
 }
 
 #[test]

@@ -331,10 +331,14 @@ impl VideoSource {
                         previous.duration = (pts - previous.pts).max(1);
                     }
                     let image = self.convert(&picture)?;
+                    // Until the next frame says otherwise: the frame's own duration where its
+                    // container gives one (a variable-rate clip's last frame), else one frame
+                    // at the average rate.
+                    let own = picture.packet().duration;
                     self.ready.push_back(Frame {
                         index: self.next_index,
                         pts,
-                        duration: self.default_duration,
+                        duration: if own > 0 { own } else { self.default_duration },
                         image,
                     });
                     self.next_index += 1;
