@@ -87,13 +87,13 @@ impl KeptFrames {
     /// (`inputs`: an identity per position of a frame sequence's run), and keeps `inputs` for
     /// the next run. The frames from the first whose input changed on are discarded: each frame
     /// starts from the one before it. Frames kept by a version that kept only a digest of the
-    /// whole sequence in their settings stay if it is still `whole_digest`. Returns how many
-    /// frames, from the first on, stay.
+    /// whole sequence in their settings stay if it is still `whole_digest()` (computed only
+    /// for them). Returns how many frames, from the first on, stay.
     pub fn check_inputs(
         &self,
         already: usize,
         inputs: &[Value],
-        whole_digest: &str,
+        whole_digest: impl FnOnce() -> String,
     ) -> Result<usize> {
         let path = self.dir.join(INPUTS_FILE);
         let kept: Option<Vec<Value>> = std::fs::read_to_string(&path)
@@ -108,7 +108,11 @@ impl KeptFrames {
                     .ok()
                     .and_then(|t| serde_json::from_str(&t).ok());
                 let digest = settings.as_ref().and_then(|s| s.pointer("/input/digest"));
-                if digest.and_then(Value::as_str) == Some(whole_digest) {
+                if already > 0
+                    && digest
+                        .and_then(Value::as_str)
+                        .is_some_and(|d| d == whole_digest())
+                {
                     already
                 } else {
                     0
@@ -377,19 +381,22 @@ mod tests {
         assert_eq!(already, 2);
         let inputs = [json!("a"), json!("b"), json!("c")];
         // The sequence as it was then: every kept frame stays, and its frames are now kept.
-        assert_eq!(kept.check_inputs(2, &inputs, "d1").unwrap(), 2);
+        assert_eq!(kept.check_inputs(2, &inputs, || "d1".into()).unwrap(), 2);
         // A frame not yet painted changed (or was added): nothing is lost.
         let later = [json!("a"), json!("b"), json!("C"), json!("d")];
-        assert_eq!(kept.check_inputs(2, &later, "other").unwrap(), 2);
+        assert_eq!(kept.check_inputs(2, &later, || "other".into()).unwrap(), 2);
         // A painted frame changed: it and those after it go.
         let changed = [json!("a"), json!("B"), json!("C")];
-        assert_eq!(kept.check_inputs(2, &changed, "other").unwrap(), 1);
+        assert_eq!(
+            kept.check_inputs(2, &changed, || "other".into()).unwrap(),
+            1
+        );
         assert_eq!(kept.count(), 1);
         // The digest of a sequence that changed since: nothing stays.
         let folder = dir.path().join("other.frames");
         let (kept, _) = KeptFrames::open(&folder, &old, false).unwrap();
         std::fs::write(kept.path(0), b"a frame").unwrap();
-        assert_eq!(kept.check_inputs(1, &inputs, "d2").unwrap(), 0);
+        assert_eq!(kept.check_inputs(1, &inputs, || "d2".into()).unwrap(), 0);
         assert_eq!(kept.count(), 0);
     }
 

@@ -214,27 +214,33 @@ fn input_identity(path: &Path) -> Value {
     json!({ "sequence": sequence })
 }
 
-/// The frames of a sequence input in `range`, by position: each file and its identity; and the
-/// digest of every frame of the sequence that versions before 2026-11-24 kept instead.
-fn sequence_frames(path: &Path, range: FrameRange) -> (Vec<(PathBuf, Value)>, String) {
+/// The frames of a sequence input in `range`, by position: each file and its identity.
+fn sequence_frames(path: &Path, range: FrameRange) -> Result<Vec<(PathBuf, Value)>> {
+    Ok(sequence::list(path)?
+        .into_iter()
+        .enumerate()
+        .filter(|(position, _)| range.contains(*position))
+        .map(|(_, (number, file))| {
+            let id = json!({ "number": number, "file": identity(&file) });
+            (file, id)
+        })
+        .collect())
+}
+
+/// The digest of every frame of a sequence that versions before 2026-11-24 kept instead of
+/// the frames' identities (needed only to resume what they kept).
+fn legacy_digest(path: &Path) -> String {
     use sha2::{Digest, Sha256};
-    let files = sequence::list(path).unwrap_or_default();
     let mut digest = Sha256::new();
-    let mut frames = Vec::new();
-    for (position, (number, file)) in files.iter().enumerate() {
-        let id = identity(file);
-        digest.update(id.to_string().as_bytes());
+    for (number, file) in sequence::list(path).unwrap_or_default() {
+        digest.update(identity(&file).to_string().as_bytes());
         digest.update(number.to_le_bytes());
-        if range.contains(position) {
-            frames.push((file.clone(), json!({ "number": number, "file": id })));
-        }
     }
-    let hex = digest
+    digest
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    (frames, hex)
+        .collect()
 }
 
 /// Identity of a file for the fingerprint: where it is, its size and when it changed.
@@ -513,12 +519,16 @@ pub fn stylize_video(
         .map(Path::to_path_buf);
     let (kept, mut already) =
         KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
-    if sequence::is_sequence(&settings.input) {
+    // A sequence that cannot be listed is not checked (nothing kept is discarded): opening it
+    // below says what is wrong, and cleans up.
+    let listed = sequence::is_sequence(&settings.input)
+        .then(|| sequence_frames(&settings.input, settings.range).ok())
+        .flatten();
+    if let Some(frames) = listed {
         // A frame changed since it was painted: it and the frames after it (each starts from
         // the one before) are painted again; frames not yet painted may change freely.
-        let (frames, whole) = sequence_frames(&settings.input, settings.range);
         let inputs: Vec<Value> = frames.iter().map(|(_, id)| id.clone()).collect();
-        let valid = kept.check_inputs(already, &inputs, &whole)?;
+        let valid = kept.check_inputs(already, &inputs, || legacy_digest(&settings.input))?;
         if valid < already {
             let changed = frames.get(valid).map_or_else(
                 || "missing".to_string(),

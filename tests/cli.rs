@@ -21,6 +21,11 @@ fn on_frame() -> Command {
     c
 }
 
+/// What a finished run wrote to its standard error.
+fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
 fn report(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -79,7 +84,7 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
         .arg(&json)
         .assert()
         .success();
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let stderr = stderr_of(&assert);
     assert!(
         stderr.contains("wrote") && stderr.contains("11 frames"),
         "{stderr}"
@@ -226,7 +231,7 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
             .arg(&json)
             .assert()
             .success();
-        let log = String::from_utf8_lossy(&run.get_output().stderr).to_string();
+        let log = stderr_of(&run);
         (log, report(&json))
     };
     let (_, r) = start(&[]);
@@ -719,7 +724,7 @@ fn an_output_name_too_long_for_the_file_system_is_refused_before_any_work() {
         .assert()
         .failure()
         .code(1);
-    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let log = stderr_of(&assert);
     assert!(
         log.contains("its name is 256 bytes long; a file name may have at most 255"),
         "{log}"
@@ -734,7 +739,7 @@ fn an_output_name_too_long_for_the_file_system_is_refused_before_any_work() {
         .assert()
         .failure()
         .code(1);
-    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let log = stderr_of(&assert);
     assert!(log.contains("a file name may have at most 255"), "{log}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
@@ -823,7 +828,7 @@ fn settings_without_effect_are_refused_by_name() {
             .assert()
             .failure()
             .code(1);
-        let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        let log = stderr_of(&assert);
         let flag = extra.iter().rev().nth(1).unwrap();
         assert!(
             log.contains(&format!("{flag} = ")) && log.contains(expected),
@@ -855,7 +860,7 @@ fn outputs_are_told_apart_however_spelt_and_written_through_links() {
             .assert()
             .failure()
             .code(1);
-        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+        stderr_of(&assert)
     };
     let os = |s: &str| std::ffi::OsString::from(s);
     let at = |s: &str| d.join(s).into_os_string();
@@ -955,7 +960,7 @@ fn a_frame_folder_is_checked_before_any_work() {
 
     let refused = |input: &Path, output: &Path| -> String {
         let assert = run(input, output).assert().failure().code(1);
-        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+        stderr_of(&assert)
     };
     // Written into the folder, the frames would be read as input by the next run.
     let log = refused(&shot, &shot.join("styled_%04d.png"));
@@ -1093,7 +1098,7 @@ fn a_sequence_resumes_however_its_path_is_spelt_and_gives_the_same_frames() {
     let painted = frames();
     // The same frames by another road: what was kept is taken, nothing is painted again.
     let assert = run(&d.join("out/../shot/%04d.png")).assert().success();
-    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let log = stderr_of(&assert);
     assert!(
         log.contains("resuming: 3 finished frame(s)") && log.contains("(3 resumed, 0 stylised)"),
         "{log}"
@@ -1121,18 +1126,15 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
             .arg(d.join("out/%04d.png"));
         c
     };
-    let log = |assert: assert_cmd::assert::Assert| {
-        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
-    };
     // The last frame is damaged after its header: the run stops there, two frames painted.
     let third = shot.join("0003.png");
     let whole = std::fs::read(&third).unwrap();
     std::fs::write(&third, &whole[..whole.len() / 2]).unwrap();
-    let failed = log(run().assert().failure());
+    let failed = stderr_of(&run().assert().failure());
     assert!(failed.contains("0003.png"), "{failed}");
     // Repaired, it is the only frame painted: the others' inputs did not change.
     std::fs::write(&third, &whole).unwrap();
-    let resumed = log(run().assert().success());
+    let resumed = stderr_of(&run().assert().success());
     assert!(
         resumed.contains("resuming: 2 finished frame(s)")
             && resumed.contains("(2 resumed, 1 stylised)"),
@@ -1150,7 +1152,7 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
         .unwrap()
         .set_modified(later)
         .unwrap();
-    let again = log(run().assert().success());
+    let again = stderr_of(&run().assert().success());
     assert!(
         again.contains("frame 1 of the output: its input")
             && again.contains("0002.png' changed")
@@ -1182,7 +1184,7 @@ fn the_log_says_why_the_optimiser_stopped_and_what_a_precision_does_here() {
         .arg(dir.path().join("same.png"))
         .assert()
         .success();
-    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let log = stderr_of(&assert);
     assert!(
         log.contains("refused 12 step(s) that gave a non-finite loss or multiplied it by over 100")
             && log.contains("(stalled: 12 steps in a row refused; the best image is kept)")
@@ -1216,7 +1218,7 @@ fn an_l_bfgs_memory_no_device_can_hold_is_refused_by_its_flag() {
         .assert()
         .failure()
         .code(1);
-    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let log = stderr_of(&assert);
     assert!(
         log.contains("--lbfgs-history = 1000000: 1000000 pairs of 256x144 images need 824.0 GiB"),
         "{log}"
@@ -1268,7 +1270,7 @@ fn a_sequence_frame_turned_by_its_exif_is_refused_before_any_work() {
         .assert()
         .failure()
         .code(1);
-    let log = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let log = stderr_of(&assert);
     assert!(log.contains("0003.jpg") && log.contains("36x64"), "{log}");
     assert!(
         !d.join("out/0001.png").exists(),
@@ -1295,7 +1297,7 @@ fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
             .assert()
             .failure()
             .code(1);
-        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+        stderr_of(&assert)
     };
     // 1280x720 at a long edge of 20 is 20x11.
     let log = refused(&frame(), "20");

@@ -183,11 +183,10 @@ pub fn animation_format(path: &Path) -> Option<ImageFormat> {
 /// A picture's width and height as stored, from its header (before any orientation is
 /// applied); an error names the file and the problem.
 pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
-    let reader = image::ImageReader::open(path)
+    let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| Error::image(path, format!("cannot read it: {e}")))?;
     let is_exr = reader.format() == Some(ImageFormat::OpenExr);
-    let mut reader = reader;
     reader.limits(Limits::no_limits());
     // As it will be read: upright (a phone's portrait JPEG is stored on its side).
     let upright = reader.into_decoder().map(|mut decoder| {
@@ -200,9 +199,9 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
     });
     upright.or_else(|e| {
         // The image crate reads only EXRs with colour channels; any layer has a size.
-        std::fs::File::open(path)
-            .ok()
-            .filter(|_| is_exr)
+        is_exr
+            .then(|| std::fs::File::open(path).ok())
+            .flatten()
             .and_then(|f| exr_size(std::io::BufReader::new(f)))
             .and_then(|(w, h)| Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?)))
             .ok_or_else(|| Error::image(path, format!("not a readable image: {e}")))
