@@ -215,6 +215,48 @@ fn the_tolerance_stops_early_and_the_callback_can_stop() {
 }
 
 #[test]
+fn the_tolerance_ignores_the_first_lbfgs_step_which_is_a_probe() {
+    // L-BFGS's first step has unit L1 length over the whole image: it changes the loss by far
+    // less than any sensible tolerance. With --patience 1 that step alone used to stop the run.
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let content = tensor(&frame(), 64);
+    for line_search in [false, true] {
+        let kind = OptimizerKind::Lbfgs {
+            history: 50,
+            learning_rate: 1.0,
+            line_search,
+        };
+        let impatient = OptimizerSettings {
+            kind: kind.clone(),
+            tolerance: 1e-3,
+            patience: 1,
+            ..lbfgs(40)
+        };
+        let stylizer = Stylizer::new(&vgg, &style, loss.clone(), impatient).unwrap();
+        let outcome = run(&stylizer, &content, &content);
+        let first_change = (outcome.history[0] - outcome.history[1]).abs() / outcome.history[0];
+        assert!(
+            first_change < 1e-3,
+            "line search {line_search}: the first step changed the loss by {first_change}"
+        );
+        assert!(
+            outcome.iterations > 1,
+            "line search {line_search}: stopped after {} iteration(s) ({:?})",
+            outcome.iterations,
+            outcome.stop
+        );
+        assert!(
+            outcome.initial.total / outcome.best.total > 5.0,
+            "line search {line_search}: loss {} -> {} only",
+            outcome.initial.total,
+            outcome.best.total
+        );
+    }
+}
+
+#[test]
 fn the_style_target_is_made_once_and_serves_every_content() {
     let vgg = vgg();
     let loss = LossSettings::default();

@@ -53,6 +53,10 @@ impl Point {
 pub(crate) struct Candidate {
     pub point: Point,
     pub acceptable: Tensor,
+    /// Whether the step was a probe (a 0-d device boolean): a gradient step scaled without
+    /// curvature information, as L-BFGS takes first and after forgetting its pairs. Its loss
+    /// change is small by construction and says nothing about convergence.
+    pub probe: Tensor,
 }
 
 /// The objective: the evaluated point at an image.
@@ -358,19 +362,20 @@ impl Lbfgs {
         *self.form.get_or_insert_with(|| Form::for_device(device))
     }
 
-    /// The quasi-Newton direction −H g and the step length along it (0-d float64), on the
-    /// device.
-    fn direction(&mut self, g: &Tensor) -> (Tensor, Tensor) {
+    /// The quasi-Newton direction −H g, the step length along it (0-d float64) and whether it
+    /// is a probe (see [`Candidate::probe`]), on the device.
+    fn direction(&mut self, g: &Tensor) -> (Tensor, Tensor, Tensor) {
         let device = g.device();
         let damping = self.damping.get_or_insert_with(|| scalar(1.0, device));
         let first = first_step_factor(g) * &*damping * self.learning_rate;
         match self.memory.as_ref().filter(|m| m.filled > 0) {
-            None => (-g, first),
+            None => (-g, first, flag(true, device)),
             Some(m) => {
                 let full = damping.multiply_scalar(self.learning_rate);
                 (
                     (-m.apply(g)).where_self(&m.usable, &-g),
                     full.where_self(&m.usable, &first),
+                    m.usable.logical_not(),
                 )
             }
         }
@@ -383,6 +388,7 @@ impl Lbfgs {
         g: &Tensor,
         mut d: Tensor,
         t: Tensor,
+        mut probe: Tensor,
         objective: &mut Objective<'_>,
     ) -> Result<Candidate> {
         let device = g.device();
@@ -398,6 +404,7 @@ impl Lbfgs {
             gtd = -host::read_one(&g.dot(g))?;
             let damping = self.damping.as_ref().map_or(Ok(1.0), host::read_one)?;
             t = host::read_one(&first_step_factor(g))? * damping * self.learning_rate;
+            probe = flag(true, device);
         }
         let shape = at.x.size();
         let mut last = None;
@@ -414,6 +421,7 @@ impl Lbfgs {
                 return Ok(Candidate {
                     point,
                     acceptable: flag(true, device),
+                    probe,
                 });
             }
             last = Some(point);
@@ -422,6 +430,7 @@ impl Lbfgs {
         Ok(Candidate {
             point: last.expect("at least one trial"),
             acceptable: flag(false, device),
+            probe,
         })
     }
 }
@@ -429,14 +438,18 @@ impl Lbfgs {
 impl Optimizer for Lbfgs {
     fn step(&mut self, at: &Point, objective: &mut Objective<'_>) -> Result<Candidate> {
         let g = at.gradient.reshape([-1]);
-        let (d, t) = self.direction(&g);
+        let (d, t, probe) = self.direction(&g);
         if self.line_search {
-            return self.search(at, &g, d, t, objective);
+            return self.search(at, &g, d, t, probe, objective);
         }
         let x = &at.x + (d * t).reshape(at.x.size().as_slice());
         let point = objective(&x)?;
         let acceptable = acceptable(at, &point);
-        Ok(Candidate { point, acceptable })
+        Ok(Candidate {
+            point,
+            acceptable,
+            probe,
+        })
     }
 
     fn update(&mut self, at: &Point, next: &Point, taken: &Tensor, refused: &Tensor) {
@@ -517,7 +530,12 @@ impl Optimizer for Adam {
         let point = objective(&x)?;
         let acceptable = acceptable(at, &point);
         self.proposed = Some((m, v, t));
-        Ok(Candidate { point, acceptable })
+        // Adam's steps have their full size from the first (learning-rate units per pixel).
+        Ok(Candidate {
+            point,
+            acceptable,
+            probe: flag(false, device),
+        })
     }
 
     fn update(&mut self, _at: &Point, _next: &Point, taken: &Tensor, refused: &Tensor) {

@@ -744,7 +744,12 @@ impl<'a> Stylizer<'a> {
             let improved = taken.logical_and(&next.total().lt_tensor(&best_scalars.get(0)));
             best_x = next.x.where_self(&improved, &best_x);
             best_scalars = next.scalars.where_self(&improved, &best_scalars);
-            state.advance(&current, &next, &taken, &refused, &self.optimizer);
+            state.advance(
+                &current,
+                &next,
+                (&taken, &refused, &candidate.probe),
+                &self.optimizer,
+            );
             current = next.choose(&taken, &current);
             history.push(current.total());
             if report(iteration, &current, &state.recoveries).is_break() {
@@ -826,19 +831,22 @@ impl LoopState {
         }
     }
 
-    /// Counts one iteration from `at` to the candidate `next` and applies the stopping rules.
+    /// Counts one iteration from `at` to the candidate `next` (`taken`, `refused`, a `probe`:
+    /// see `optim::Candidate`) and applies the stopping rules.
     fn advance(
         &mut self,
         at: &Point,
         next: &Point,
-        taken: &Tensor,
-        refused: &Tensor,
+        (taken, refused, probe): (&Tensor, &Tensor, &Tensor),
         settings: &OptimizerSettings,
     ) {
         let change =
             (at.total() - next.total()).abs() / at.total().abs().clamp_min(f64::MIN_POSITIVE);
         let calm_step = change.lt(settings.tolerance);
-        let calm = (&self.calm + 1).where_scalarother(&calm_step, 0);
+        // A probe's small change is no sign of convergence: it neither counts nor breaks a run.
+        let calm = (&self.calm + 1)
+            .where_scalarother(&calm_step, 0)
+            .where_self(&calm_step.logical_and(probe).logical_not(), &self.calm);
         self.calm = calm.where_self(taken, &self.calm);
         let refused_count = refused.to_kind(Kind::Int64);
         self.refused_in_a_row =

@@ -289,7 +289,7 @@ pub struct Args {
     pub line_search: bool,
 
     /// Stop early once the relative loss change stays below this for --patience iterations
-    /// (0: never).
+    /// (0: never). L-BFGS's unscaled first step, which barely moves the loss, does not count.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub tolerance: f64,
 
