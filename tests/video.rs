@@ -642,6 +642,51 @@ fn a_raw_stream_without_timestamps_keeps_its_frame_rate() {
 }
 
 #[test]
+fn millisecond_times_of_29_97_fps_come_out_on_the_frame_grid() {
+    // Matroska keeps carphone's 30000/1001 s frame period as 33 or 34 ms in turn; copied as
+    // such an MP4 plays at a jittering, variable rate. Put back on the grid, as ffmpeg does.
+    let dir = tempfile::tempdir().unwrap();
+    let mkv = dir.path().join("ntsc.mkv");
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-frames:v",
+        "12",
+        "-c:v",
+        "libx264",
+        mkv.to_str().unwrap(),
+    ]);
+    let stored = probe(&mkv).times;
+    assert_eq!(stored[1], 0.033, "Matroska's millisecond times");
+    let grid = |n: usize| -> Vec<f64> { (0..n).map(|i| i as f64 * 1001.0 / 30000.0).collect() };
+    let on_grid = |times: &[f64], expected: &[f64]| {
+        assert_eq!(times.len(), expected.len(), "frame counts differ");
+        for (i, (t, e)) in times.iter().zip(expected).enumerate() {
+            assert!((t - e).abs() < 1e-6, "frame {i} at {t} s, not {e} s");
+        }
+    };
+    for container in ["mp4", "mov"] {
+        let out = dir.path().join(format!("ntsc.{container}"));
+        let log = stderr_of(&quick(&mkv, &out).assert().success().get_output().clone());
+        assert!(log.contains("29.970 fps grid"), "{log}");
+        let written = probe(&out);
+        on_grid(&written.times, &grid(12));
+        assert!(
+            (written.duration - 12.0 * 1001.0 / 30000.0).abs() < 1e-3,
+            "{container}: {} s",
+            written.duration
+        );
+    }
+    // A range starts its grid at its first frame.
+    let part = dir.path().join("part.mp4");
+    quick(&mkv, &part)
+        .args(["--frames", "5:9"])
+        .assert()
+        .success();
+    on_grid(&probe(&part).times, &grid(4));
+}
+
+#[test]
 fn an_odd_sized_variable_rate_clip_keeps_every_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let vfr = dir.path().join("vfr.mkv");

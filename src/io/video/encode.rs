@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::color;
-use ffmpeg::util::mathematics::rescale::Rescale;
 use ffmpeg::{codec, encoder, format, frame, Dictionary, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
 use super::audio::{query, Sound};
+use super::timing::{grid_time_base, FrameTimes};
 use super::{init, rational, set_colorspace, space_of, sws_matrix, video_error};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, Ratio, SourceInfo};
@@ -362,13 +362,13 @@ pub struct VideoSink {
     output: format::context::Output,
     encoder: encoder::Video,
     stream: usize,
-    /// The encoder's time base: the source's, or one frame period where the encoder refuses it.
+    /// The encoder's time base: the source's, one that holds the frame period as well (see
+    /// `timing`), or one frame period where the encoder refuses those.
     time_base: Rational,
     /// The unit of the frames' times.
     source_time_base: Rational,
-    /// The last time given to the encoder, in its time base (times rounded to a coarser base
-    /// must still increase).
-    last_pts: Option<i64>,
+    /// The frames' times in the encoder's unit.
+    times: FrameTimes,
     scaler: scaling::Context,
     colour: Option<ColourTags>,
     processing: (u32, u32),
@@ -545,8 +545,16 @@ impl VideoSink {
         };
         let colour = setup.colour;
         let source_time_base = rational(info.time_base);
-        let (encoder, time_base) = match setup.open(source_time_base) {
-            Ok(encoder) => (encoder, source_time_base),
+        // A unit that holds the nominal frame period when the source's cannot (see `timing`).
+        let grid = grid_time_base(source_time_base, rational(info.frame_rate));
+        let opened = match grid.map(|unit| (setup.open(unit), unit)) {
+            Some((Ok(encoder), unit)) => Ok((encoder, unit)),
+            _ => setup
+                .open(source_time_base)
+                .map(|encoder| (encoder, source_time_base)),
+        };
+        let (encoder, time_base) = match opened {
+            Ok(opened) => opened,
             Err(refused) => {
                 // Told now, while ffmpeg's explanation is the last one.
                 let refused = fail(&format!("cannot open the {encoder_name} encoder"), refused);
@@ -573,6 +581,21 @@ impl VideoSink {
                 }
             }
         };
+        let times = FrameTimes::new(
+            source_time_base,
+            time_base,
+            rational(info.frame_rate),
+            start_pts,
+        );
+        if times.snaps() {
+            notes.push(format!(
+                "frame times put on the {:.3} fps grid that the source's {}/{} s unit could only \
+                 approximate",
+                info.frame_rate.as_f64(),
+                source_time_base.numerator(),
+                source_time_base.denominator()
+            ));
+        }
         ost.set_parameters(&encoder);
         ost.set_time_base(time_base);
         ost.set_avg_frame_rate(rational(info.frame_rate));
@@ -630,7 +653,7 @@ impl VideoSink {
                 stream,
                 time_base,
                 source_time_base,
-                last_pts: None,
+                times,
                 scaler,
                 colour,
                 processing,
@@ -708,17 +731,12 @@ impl FrameSink for VideoSink {
             .run(&rgb, &mut picture)
             .map_err(|e| video_error(&self.path, "cannot convert a frame for the encoder", e))?;
         let source_pts = frame.pts - self.offset;
-        let rounded = source_pts.rescale(self.source_time_base, self.time_base);
-        let pts = self.last_pts.map_or(rounded, |last| rounded.max(last + 1));
-        self.last_pts = Some(pts);
+        let pts = self.times.pts(frame.pts);
         if let Some(tags) = self.colour {
             tags.tag(&mut picture);
         }
         picture.set_pts(Some(pts));
-        let duration = frame
-            .duration
-            .rescale(self.source_time_base, self.time_base)
-            .max(1);
+        let duration = self.times.duration(frame.duration);
         self.durations.insert(pts, duration);
         self.end_seconds = (source_pts + frame.duration) as f64 * f64::from(self.source_time_base);
         self.encoder

@@ -4,6 +4,7 @@
 mod audio;
 pub mod decode;
 pub mod encode;
+mod timing;
 
 use std::path::Path;
 use std::sync::Once;
