@@ -528,6 +528,21 @@ fn bad_inputs_and_settings_fail_cleanly_before_any_work() {
         (
             p(&frame),
             p(&style),
+            vec!["--style-layers".into(), "conv1_1,conv2_1,conv1_1".into()],
+            vec![
+                "--style-layers = conv1_1,conv2_1,conv1_1".into(),
+                "conv1_1 is named twice".into(),
+            ],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec!["--content-layers".into(), "conv4_2:1,conv4_2:2".into()],
+            vec!["conv4_2 is named twice".into()],
+        ),
+        (
+            p(&frame),
+            p(&style),
             vec!["--init".into(), p(&missing)],
             vec![p(&missing), "no such file".into()],
         ),

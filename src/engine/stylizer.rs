@@ -115,6 +115,28 @@ impl LossSettings {
         for l in &self.style_layers {
             non_negative("--style-layer-weights", l.weight)?;
         }
+        for (flag, layers) in [
+            ("--content-layers", &self.content_layers),
+            ("--style-layers", &self.style_layers),
+        ] {
+            // Counted twice but reported once; a weight says what a repetition meant to.
+            if let Some((_, twice)) = layers
+                .iter()
+                .enumerate()
+                .find(|(i, l)| layers[..*i].iter().any(|k| k.layer == l.layer))
+            {
+                let names: Vec<&str> = layers.iter().map(|l| l.layer.name()).collect();
+                return Err(Error::setting(
+                    flag,
+                    names.join(","),
+                    format!(
+                        "{} is named twice; name each layer once and give it a larger weight \
+                         instead",
+                        twice.layer.name()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
