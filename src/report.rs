@@ -25,6 +25,9 @@ pub struct Report {
     /// Figures of a whole video or sequence run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub totals: Option<RunTotals>,
+    /// Every warning the run gave, as logged (damaged frames, steps the optimiser refused,
+    /// encoding notes, inputs of which only a part is used).
+    pub warnings: Vec<String>,
 }
 
 /// Figures of a whole video or sequence run.

@@ -123,6 +123,31 @@ impl StyleSettings {
         self.optimizer.validate()
     }
 
+    /// What the user should know before the run: a painting or start image of several
+    /// pictures (its first is used), an arithmetic that does nothing on the device.
+    pub fn warnings(&self) -> Vec<String> {
+        let init = match &self.init {
+            Init::Image(path) => Some((path, "--init")),
+            _ => None,
+        };
+        let inputs = self.styles.iter().map(|s| (&s.path, "--style")).chain(init);
+        let mut warnings: Vec<String> = inputs
+            .filter_map(|(path, flag)| {
+                picture::several_pictures(path).map(|what| {
+                    format!(
+                        "{flag} '{}' is {what}: only its first picture is used",
+                        path.display()
+                    )
+                })
+            })
+            .collect();
+        warnings.extend(crate::device::precision_warning(
+            self.device,
+            self.precision,
+        ));
+        warnings
+    }
+
     /// The network, on the device and in the arithmetic asked for.
     pub(crate) fn network(&self) -> Result<Vgg19> {
         Vgg19::load_with(

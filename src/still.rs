@@ -129,6 +129,10 @@ pub fn stylize_image(
     settings.validate()?;
     let look = &settings.style;
     let device = look.device;
+    let mut warnings = look.warnings();
+    for w in &warnings {
+        progress.log(w);
+    }
     let content_full = picture::load(&settings.content)?;
     let (w, h) = check_processing_size(
         &settings.content,
@@ -205,7 +209,9 @@ pub fn stylize_image(
         )));
     }
     if outcome.recoveries > 0 {
-        progress.log(&describe_recoveries(outcome.recoveries));
+        let w = describe_recoveries(outcome.recoveries);
+        progress.log(&w);
+        warnings.push(w);
     }
 
     let result = finish(from_network(&outcome.image)?);
@@ -224,7 +230,7 @@ pub fn stylize_image(
         _ => None,
     };
     if let Some(path) = &settings.report {
-        staged.push(report(settings, (w, h), &outcome, seconds).stage(path)?);
+        staged.push(report(settings, (w, h), &outcome, seconds, warnings).stage(path)?);
     }
     for file in staged {
         file.commit()?;
@@ -237,7 +243,13 @@ pub fn stylize_image(
     })
 }
 
-fn report(settings: &StillSettings, (w, h): (u32, u32), outcome: &Outcome, seconds: f64) -> Report {
+fn report(
+    settings: &StillSettings,
+    (w, h): (u32, u32),
+    outcome: &Outcome,
+    seconds: f64,
+    warnings: Vec<String>,
+) -> Report {
     let with_tv = settings.style.loss.tv_weight > 0.0;
     Report {
         version: 1,
@@ -251,5 +263,6 @@ fn report(settings: &StillSettings, (w, h): (u32, u32), outcome: &Outcome, secon
             with_tv,
         )],
         totals: None,
+        warnings,
     }
 }

@@ -519,6 +519,11 @@ pub fn stylize_video(
         .map(Path::to_path_buf);
     let (kept, mut already) =
         KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
+    // Warnings before the pipeline's own, for the log and the report.
+    let mut warnings = settings.style.warnings();
+    for w in &warnings {
+        progress.log(w);
+    }
     // A sequence that cannot be listed is not checked (nothing kept is discarded): opening it
     // below says what is wrong, and cleans up.
     let listed = sequence::is_sequence(&settings.input)
@@ -534,12 +539,14 @@ pub fn stylize_video(
                 || "missing".to_string(),
                 |(f, _)| format!("'{}' changed", f.display()),
             );
-            progress.log(&format!(
+            let w = format!(
                 "frame {valid} of the output: its input {changed} since it was painted; \
                  painting again from it ({} finished frame(s) before it kept, {} discarded)",
                 valid,
                 already - valid
-            ));
+            );
+            progress.log(&w);
+            warnings.push(w);
             already = valid;
         }
     }
@@ -552,7 +559,7 @@ pub fn stylize_video(
         }
     };
     let KeptRun {
-        pipeline: outcome,
+        pipeline: mut outcome,
         result,
         processing,
         mut reports,
@@ -563,6 +570,8 @@ pub fn stylize_video(
             return Err(e);
         }
     };
+    warnings.append(&mut outcome.warnings);
+    outcome.warnings = warnings;
     if let Err(e) = result {
         leave_nothing(&kept);
         // Only what reached the kept frames is done: a failing encoder may have dropped the
@@ -678,6 +687,7 @@ fn write_report(
             interrupted: outcome.interrupted,
             complete,
         }),
+        warnings: outcome.warnings.clone(),
     };
     report.write(path)
 }

@@ -217,6 +217,54 @@ fn a_seed_reproduces_the_same_image() {
 }
 
 #[test]
+fn a_painting_of_several_pictures_uses_its_first_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, json) = (dir.path().join("o.png"), dir.path().join("r.json"));
+    let dark = image::RgbImage::from_pixel(80, 60, image::Rgb([20, 30, 40]));
+    let pages = multi_page_tiff(dir.path(), "pages.tif", &[dark]);
+    let animation = gif_of(dir.path(), "moving.gif", 3);
+    // The start's losses: the style term depends on the painting alone.
+    let losses = |style: &Path, extra: &[&str]| {
+        let run = stylize()
+            .arg(frame())
+            .arg("--style")
+            .arg(style)
+            .args(["--size", "64", "--iterations", "0", "--overwrite"])
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .arg("--report")
+            .arg(&json)
+            .assert()
+            .success();
+        (stderr_of(&run), report(&json))
+    };
+    let (_, single) = losses(&cmyk_jpeg().1, &[]);
+    assert_eq!(single["warnings"], serde_json::json!([]));
+    let (log, several) = losses(&pages, &[]);
+    let pages_said = format!(
+        "--style '{}' is a TIFF of several pages: only its first picture is used",
+        pages.display()
+    );
+    assert!(log.contains(&pages_said), "{log}");
+    assert_eq!(several["warnings"], serde_json::json!([pages_said]));
+    assert_eq!(
+        style_sum(&several["frames"][0]["initial"]),
+        style_sum(&single["frames"][0]["initial"])
+    );
+    let (log, started) = losses(&pages, &["--init", animation.to_str().unwrap()]);
+    let animation_said = format!(
+        "--init '{}' is an animation: only its first picture is used",
+        animation.display()
+    );
+    assert!(log.contains(&animation_said), "{log}");
+    assert_eq!(
+        started["warnings"],
+        serde_json::json!([pages_said, animation_said])
+    );
+}
+
+#[test]
 fn zero_iterations_write_the_start_and_report_its_losses() {
     let dir = tempfile::tempdir().unwrap();
     let (out, json) = (dir.path().join("start.png"), dir.path().join("r.json"));

@@ -667,8 +667,24 @@ fn millisecond_times_of_29_97_fps_come_out_on_the_frame_grid() {
     };
     for container in ["mp4", "mov"] {
         let out = dir.path().join(format!("ntsc.{container}"));
-        let log = stderr_of(&quick(&mkv, &out).assert().success().get_output().clone());
+        let json = dir.path().join(format!("{container}.json"));
+        let run = quick(&mkv, &out)
+            .arg("--report")
+            .arg(&json)
+            .assert()
+            .success();
+        let log = stderr_of(&run.get_output().clone());
         assert!(log.contains("29.970 fps grid"), "{log}");
+        // The report keeps what the log said.
+        let warnings = report(&json)["warnings"].clone();
+        assert!(
+            warnings
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("29.970 fps grid")),
+            "{warnings}"
+        );
         let written = probe(&out);
         on_grid(&written.times, &grid(12));
         assert!(

@@ -180,6 +180,21 @@ pub fn animation_format(path: &Path) -> Option<ImageFormat> {
     animated.then_some(format)
 }
 
+/// What the file at `path` holds besides its first picture, which is all a painting or a
+/// start image is taken from: `"an animation"` or `"a TIFF of several pages"`; `None` for one
+/// picture, or a file that cannot be read (loading it gives the error).
+pub fn several_pictures(path: &Path) -> Option<&'static str> {
+    if animation_format(path).is_some() {
+        return Some("an animation");
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let tiff = image::guess_format(&bytes).ok()? == ImageFormat::Tiff;
+    let pages = tiff
+        && tiff::decoder::Decoder::new(Cursor::new(bytes.as_slice()))
+            .is_ok_and(|d| d.more_images());
+    pages.then_some("a TIFF of several pages")
+}
+
 /// A picture's width and height as stored, from its header (before any orientation is
 /// applied); an error names the file and the problem.
 pub fn dimensions(path: &Path) -> Result<(u32, u32)> {

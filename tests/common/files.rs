@@ -229,3 +229,16 @@ pub fn apng_of(dir: &Path, name: &str, frames: u32) -> PathBuf {
     writer.finish().unwrap();
     path
 }
+
+/// A TIFF of several pages: the RGB original, then each of `more` after it.
+pub fn multi_page_tiff(dir: &Path, name: &str, more: &[image::RgbImage]) -> PathBuf {
+    use tiff::encoder::{colortype::RGB8, TiffEncoder};
+    let path = dir.join(name);
+    let mut encoder = TiffEncoder::new(std::fs::File::create(&path).unwrap()).unwrap();
+    for page in std::iter::once(&original()).chain(more) {
+        encoder
+            .write_image::<RGB8>(page.width(), page.height(), page.as_raw())
+            .unwrap();
+    }
+    path
+}

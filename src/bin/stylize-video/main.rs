@@ -101,11 +101,6 @@ fn still(args: &args::Args) -> stylize_video::Result<()> {
         settings.style.styles.len(),
         stylize_video::device::describe(settings.style.device)
     ));
-    if let Some(warning) =
-        stylize_video::device::precision_warning(settings.style.device, settings.style.precision)
-    {
-        bar.log(&warning);
-    }
     let summary = stylize_image(&settings, &mut bar, &STOP)?;
     let o = &summary.outcome;
     bar.log(&format!(
@@ -140,11 +135,6 @@ fn video(args: &args::Args) -> stylize_video::Result<()> {
         settings.style.styles.len(),
         stylize_video::device::describe(settings.style.device)
     ));
-    if let Some(warning) =
-        stylize_video::device::precision_warning(settings.style.device, settings.style.precision)
-    {
-        bar.log(&warning);
-    }
     let summary = stylize_video(&settings, &mut bar, &STOP)?;
     let o = &summary.outcome;
     bar.log(&format!("source: {}", summary.source));
