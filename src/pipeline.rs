@@ -410,7 +410,15 @@ fn stylize_all(
             if raw.dimensions() != content_image.dimensions() {
                 return Err(Error::output(
                     kept.path(position),
-                    "a kept frame has another size than the processing size",
+                    format!(
+                        "a kept frame is {}x{}, not the processing size {}x{} (kept by another \
+                         version: an anamorphic source is now painted at its display shape); \
+                         pass --restart to paint the frames again",
+                        raw.width(),
+                        raw.height(),
+                        content_image.width(),
+                        content_image.height()
+                    ),
                 ));
             }
             // The next frame starts from here: from the optimiser's own image where it was kept,

@@ -843,6 +843,77 @@ fn a_rotated_phone_clip_comes_out_upright() {
 }
 
 #[test]
+fn an_anamorphic_clip_is_painted_as_it_is_seen() {
+    // Pixels twice as wide as high (a 2x anamorphic squeeze): shown 352x144. Painted in the
+    // stored pixels, every brush stroke would come out twice as wide on screen.
+    let dir = tempfile::tempdir().unwrap();
+    let squeezed = dir.path().join("squeezed.mkv");
+    ffmpeg_cli(&[
+        "-i",
+        clip("carphone_pristine.mp4").to_str().unwrap(),
+        "-frames:v",
+        "3",
+        "-vf",
+        "setsar=2",
+        "-c:v",
+        "ffv1",
+        squeezed.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("out.mkv");
+    let json = dir.path().join("r.json");
+    quick(&squeezed, &out)
+        .args([
+            "--size",
+            "176",
+            "--first-frame-iterations",
+            "0",
+            "--iterations",
+            "0",
+        ])
+        .args(["--codec", "ffv1", "--pix-fmt", "yuv444p", "--report"])
+        .arg(&json)
+        .assert()
+        .success();
+    let settings = report(&json)["settings"].clone();
+    assert_eq!(
+        (
+            settings["processing_width"].as_u64(),
+            settings["processing_height"].as_u64()
+        ),
+        (Some(176), Some(72)),
+        "square pixels at the display shape"
+    );
+    // Written back in the source's own pixels and aspect.
+    let b = probe(&out);
+    assert_eq!(b.size, (176, 144));
+    assert_eq!(b.sample_aspect_ratio, (2, 1));
+    // Without optimisation the picture is the source's, through the processing size.
+    let (theirs, ours) = (dir.path().join("theirs.png"), dir.path().join("ours.png"));
+    for (video, png) in [(&squeezed, &theirs), (&out, &ours)] {
+        ffmpeg_cli(&[
+            "-i",
+            video.to_str().unwrap(),
+            "-frames:v",
+            "1",
+            png.to_str().unwrap(),
+        ]);
+    }
+    let (t, o) = (
+        image::open(theirs).unwrap().to_rgb8(),
+        image::open(ours).unwrap().to_rgb8(),
+    );
+    assert_eq!(t.dimensions(), o.dimensions());
+    let diff = t
+        .as_raw()
+        .iter()
+        .zip(o.as_raw())
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / t.as_raw().len() as f64;
+    assert!(diff < 6.0, "mean difference {diff}");
+}
+
+#[test]
 fn frame_sequences_go_in_and_out() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -147,7 +147,8 @@ pub struct Args {
     pub output: Option<PathBuf>,
 
     /// Processing size: the long edge in pixels. An image output has this size; a video keeps
-    /// its own size (see --output-size).
+    /// its own size (see --output-size), and one of non-square pixels is painted at the shape
+    /// it is shown at.
     #[arg(long, default_value_t = 512)]
     pub size: u32,
 

@@ -97,20 +97,6 @@ impl VideoSource {
         }
         let rotation = rotation_of(&stream);
         let (uw, uh) = if rotation % 180 == 90 { (h, w) } else { (w, h) };
-        let (pw, ph) = scaled_size(uw, uh, long_edge);
-        let scaled = if rotation % 180 == 90 {
-            (ph, pw)
-        } else {
-            (pw, ph)
-        };
-        let time_base = ratio(stream.time_base());
-        let mut frame_rate = ratio(stream.avg_frame_rate());
-        if frame_rate.num <= 0 || frame_rate.den <= 0 {
-            frame_rate = ratio(stream.rate());
-        }
-        if frame_rate.num <= 0 || frame_rate.den <= 0 {
-            frame_rate = Ratio::new(25, 1);
-        }
         // The container's pixel aspect when it has one (Matroska keeps it there), else the
         // codec's.
         let mut sar = ratio(
@@ -128,6 +114,26 @@ impl VideoSource {
         }
         if rotation % 180 == 90 {
             sar = Ratio::new(sar.den, sar.num);
+        }
+        // Painted in square pixels, as the picture is seen: an anamorphic source's frames are
+        // stretched to their display width first (brush strokes keep their shape on screen) and
+        // squeezed back by the encoder, which keeps the source's size and pixel aspect.
+        let display_width = (f64::from(uw) * f64::from(sar.num) / f64::from(sar.den))
+            .round()
+            .max(1.0) as u32;
+        let (pw, ph) = scaled_size(display_width, uh, long_edge);
+        let scaled = if rotation % 180 == 90 {
+            (ph, pw)
+        } else {
+            (pw, ph)
+        };
+        let time_base = ratio(stream.time_base());
+        let mut frame_rate = ratio(stream.avg_frame_rate());
+        if frame_rate.num <= 0 || frame_rate.den <= 0 {
+            frame_rate = ratio(stream.rate());
+        }
+        if frame_rate.num <= 0 || frame_rate.den <= 0 {
+            frame_rate = Ratio::new(25, 1);
         }
         let audio = input.streams().best(media::Type::Audio).map(|s| {
             codec::context::Context::from_parameters(s.parameters())
