@@ -431,6 +431,31 @@ fn an_existing_output_is_kept_unless_overwrite_is_given() {
 }
 
 #[test]
+fn a_picture_through_a_pipe_is_refused_with_what_to_do() {
+    // A pipe can be read once; the picture is looked at more than once. It used to be called
+    // empty.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    let bytes = std::fs::read(frame()).unwrap();
+    let assert = stylize()
+        .arg("/dev/stdin")
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "32", "--iterations", "1", "-o"])
+        .arg(&out)
+        .write_stdin(bytes)
+        .assert()
+        .failure()
+        .code(1);
+    let log = stderr_of(&assert);
+    assert!(
+        log.contains("'/dev/stdin': is a pipe or a device, not a file"),
+        "{log}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn unusual_but_valid_images_are_stylised() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = [

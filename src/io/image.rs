@@ -53,6 +53,14 @@ fn format_name(format: ImageFormat) -> String {
 /// pictures come out upright; transparency is flattened onto white. EXR's linear light is
 /// encoded with the sRGB curve (the network was trained on sRGB pictures) and clipped to 0..1.
 pub fn load(path: &Path) -> Result<Rgb32FImage> {
+    // A pipe (`<(...)`, `/dev/stdin` fed by `cat`) can be read only once, and a picture is
+    // looked at more than once (its kind, its size, its pixels): the second read finds nothing.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::image(
+            path,
+            "is a pipe or a device, not a file: save the picture to a file and give its path",
+        ));
+    }
     let bytes = std::fs::read(path).map_err(|e| {
         let problem = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file".to_string(),
