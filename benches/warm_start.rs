@@ -2,7 +2,8 @@
 //! moved along the optical flow? For each frame of a clip, a cold run of N iterations from the
 //! content sets the loss to reach; then, for each kind of warm start, the frames are stylised in
 //! order, each from the previous one's result, until they reach their frame's cold loss (the
-//! first frame is the cold run itself; `flow` is the command line's flow warm start,
+//! first frame is the cold run itself; `flow` is the command line's flow warm start (the flow
+//! kept where it lines the frames up, see `flow::validated`), `flow-raw` the flow as estimated,
 //! `flow-nearest`, `flow-bilinear` and `flow-bicubic` read the previous result as they say,
 //! `flow-residual` adds what the flow leaves unexplained of the new content). Reports, per kind,
 //! the iterations each frame needed,
@@ -33,7 +34,7 @@ use std::time::Instant;
 use args::option;
 use serde_json::json;
 use stylize_video::engine::flow::{
-    mean_abs_difference, warp, FlowEstimator, HornSchunck, Sampling,
+    mean_abs_difference, validated, warp, FlowEstimator, HornSchunck, Sampling,
 };
 use stylize_video::engine::preprocess::to_network;
 use stylize_video::engine::stylizer::LossSettings;
@@ -179,7 +180,14 @@ fn main() {
             let previous = images.last().expect("a result");
             let flow = back[k].as_ref().expect("a flow");
             let init = match mode {
-                "flow" => warp(previous, flow, WARM_START_SAMPLING),
+                "flow" => warp(
+                    previous,
+                    &validated(flow, &contents[k], &contents[k - 1]),
+                    WARM_START_SAMPLING,
+                ),
+                // The flow as estimated, where it failed too (the command line's before
+                // 2026-11-24).
+                "flow-raw" => warp(previous, flow, WARM_START_SAMPLING),
                 "flow-nearest" => warp(previous, flow, Sampling::Nearest),
                 "flow-bilinear" => warp(previous, flow, Sampling::Bilinear),
                 "flow-bicubic" => warp(previous, flow, Sampling::Bicubic),

@@ -14,7 +14,7 @@ use std::time::Instant;
 use image::Rgb32FImage;
 use tch::Tensor;
 
-use crate::engine::flow::{warp, FlowEstimator, HornSchunck, Sampling};
+use crate::engine::flow::{validated, warp, FlowEstimator, HornSchunck, Sampling};
 use crate::engine::preprocess::{self, from_network, to_network};
 use crate::engine::shot::{is_cut, unexplained_difference};
 use crate::engine::stylizer::{describe_recoveries, Outcome, StopReason, Stylizer};
@@ -464,7 +464,11 @@ fn stylize_all(
                     ));
                 } else {
                     warm_init = Some(match (job.warm_start, back) {
-                        (WarmStart::Flow, Some(back)) => warp(&result, &back, WARM_START_SAMPLING),
+                        (WarmStart::Flow, Some(back)) => warp(
+                            &result,
+                            &validated(&back, &content, &previous_content),
+                            WARM_START_SAMPLING,
+                        ),
                         _ => result,
                     });
                 }

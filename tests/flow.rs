@@ -9,7 +9,7 @@ use assert_cmd::Command;
 use common::*;
 use image::Rgb32FImage;
 use stylize_video::engine::flow::{
-    mean_abs_difference, warp, FlowEstimator, HornSchunck, Sampling,
+    mean_abs_difference, validated, warp, FlowEstimator, HornSchunck, Sampling,
 };
 use tch::{Kind, Tensor};
 
@@ -51,29 +51,50 @@ fn a_known_shift_of_a_real_frame_is_recovered() {
         eprintln!("shift ({dx}, {dy}): mean flow ({mean_x:.3}, {mean_y:.3}), mean end-point error {error:.3} px; difference {before:.2} -> {after:.2}");
         assert!((mean_x - dx as f64).abs() < 0.1 && (mean_y - dy as f64).abs() < 0.1);
         assert!(error < 0.25, "end-point error {error}");
+        // A right flow survives the check that warm starts make of it.
+        let checked = interior(&validated(&flow, &from, &to), 8);
+        let kept = f64::try_from(
+            checked
+                .eq_tensor(&inner)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double),
+        )
+        .unwrap();
+        assert!(kept > 0.95, "shift ({dx}, {dy}): {kept} of the flow kept");
     }
 }
 
 /// Consecutive frames of real clips (a character moving over a still background; a moving
-/// camera): the previous frame moved along the flow is much closer to the next one than the
-/// previous frame as it is.
+/// camera; a man in a car, with scenery rushing past its window): the previous frame moved along
+/// the flow (as warm starts use it, `validated`) is much closer to the next one than the
+/// previous frame as it is, and never farther.
 #[cfg(feature = "video")]
 #[test]
 fn real_frames_line_up_once_moved_along_the_flow() {
-    for (clip, skip) in [
-        ("bigbuckbunny.mp4", 0),
-        ("bikes.mp4", 100),
-        ("carphone_pristine.mp4", 30),
+    for (clip, skip, pairs, bound) in [
+        ("bigbuckbunny.mp4", 0, 5, 0.5),
+        ("bikes.mp4", 100, 5, 0.5),
+        // The window's scenery moves too fast for the flow: at 128x96 the raw estimate lined
+        // frames 37 and 38 up 1.27 times worse than not moving at all, and these 11 pairs 0.69
+        // of the unmoved difference on the whole.
+        ("carphone_pristine.mp4", 30, 11, 0.6),
     ] {
-        let frames = clip_frames(clip, 128, Some(skip + 6)).split_off(skip);
+        let frames = clip_frames(clip, 128, Some(skip + pairs + 1)).split_off(skip);
         let (mut still, mut moved) = (0.0, 0.0);
         for pair in frames.windows(2) {
             let back = HornSchunck::default().flow(&pair[1], &pair[0]);
-            still += mean_abs_difference(&interior(&pair[1], 4), &interior(&pair[0], 4));
-            moved += mean_abs_difference(
+            let back = validated(&back, &pair[1], &pair[0]);
+            let unmoved = mean_abs_difference(&interior(&pair[1], 4), &interior(&pair[0], 4));
+            let lined_up = mean_abs_difference(
                 &interior(&pair[1], 4),
                 &interior(&warp(&pair[0], &back, Sampling::Bilinear), 4),
             );
+            assert!(
+                lined_up < unmoved,
+                "{clip}: moved along the flow {lined_up}, unmoved {unmoved}"
+            );
+            still += unmoved;
+            moved += lined_up;
         }
         let n = (frames.len() - 1) as f64;
         eprintln!(
@@ -81,7 +102,7 @@ fn real_frames_line_up_once_moved_along_the_flow() {
             still / n,
             moved / n
         );
-        assert!(moved < 0.5 * still, "{clip}: {moved} against {still}");
+        assert!(moved < bound * still, "{clip}: {moved} against {still}");
     }
 }
 

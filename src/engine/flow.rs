@@ -90,6 +90,32 @@ impl HornSchunck {
     }
 }
 
+/// Side of the square neighbourhoods over which [`validated`] compares how well the moved and
+/// the unmoved previous frame match the current one.
+pub const VALIDATION_WINDOW: i64 = 7;
+
+/// `back` (the flow from `current` to `previous`, as [`FlowEstimator::flow`] gives it) kept
+/// where moving `previous` along it matches `current` at least as well as leaving `previous` in
+/// place, over [`VALIDATION_WINDOW`]-pixel neighbourhoods, and zero elsewhere: where the
+/// estimate failed (scenery rushing past a car window, a large motion missed at the coarsest
+/// level), what it would move lands in the wrong place, and staying put is the better guess.
+/// Moved along the result, `previous` never matches `current` much worse than unmoved.
+pub fn validated(back: &Tensor, current: &Tensor, previous: &Tensor) -> Tensor {
+    tch::no_grad(|| {
+        let (current, previous) = (current.to_kind(Kind::Float), previous.to_kind(Kind::Float));
+        let error = |other: &Tensor| {
+            let k = VALIDATION_WINDOW;
+            (&current - other)
+                .abs()
+                .sum_dim_intlist(1, true, Kind::Float)
+                .avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>)
+        };
+        let moved = warp(&previous, back, Sampling::Bilinear);
+        let keep = error(&moved).le_tensor(&error(&previous));
+        back * keep.to_kind(back.kind())
+    })
+}
+
 /// How [`warp`] reads an image between its pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sampling {
