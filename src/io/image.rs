@@ -168,11 +168,15 @@ fn has_32_bit_integers(bytes: &[u8]) -> bool {
 /// frames), which a still run would take only the first frame of. Files that cannot be read
 /// say no: loading them gives the error.
 pub fn animation_format(path: &Path) -> Option<ImageFormat> {
+    animation_in(&std::fs::read(path).ok()?)
+}
+
+/// [`animation_format`] of a file's `bytes`.
+fn animation_in(bytes: &[u8]) -> Option<ImageFormat> {
     use image::codecs::{gif::GifDecoder, png::PngDecoder, webp::WebPDecoder};
     use image::AnimationDecoder;
-    let bytes = std::fs::read(path).ok()?;
-    let reader = || Cursor::new(bytes.as_slice());
-    let format = image::guess_format(&bytes).ok()?;
+    let reader = || Cursor::new(bytes);
+    let format = image::guess_format(bytes).ok()?;
     let animated = match format {
         ImageFormat::Gif => GifDecoder::new(reader())
             .is_ok_and(|d| d.into_frames().take(2).filter(|f| f.is_ok()).count() > 1),
@@ -192,10 +196,10 @@ pub fn animation_format(path: &Path) -> Option<ImageFormat> {
 /// start image is taken from: `"an animation"` or `"a TIFF of several pages"`; `None` for one
 /// picture, or a file that cannot be read (loading it gives the error).
 pub fn several_pictures(path: &Path) -> Option<&'static str> {
-    if animation_format(path).is_some() {
+    let bytes = std::fs::read(path).ok()?;
+    if animation_in(&bytes).is_some() {
         return Some("an animation");
     }
-    let bytes = std::fs::read(path).ok()?;
     let tiff = image::guess_format(&bytes).ok()? == ImageFormat::Tiff;
     let pages = tiff
         && tiff::decoder::Decoder::new(Cursor::new(bytes.as_slice()))

@@ -365,15 +365,11 @@ pub struct VideoSink {
     /// The encoder's time base: the source's, one that holds the frame period as well (see
     /// `timing`), or one frame period where the encoder refuses those.
     time_base: Rational,
-    /// The unit of the frames' times.
-    source_time_base: Rational,
     /// The frames' times in the encoder's unit.
     times: FrameTimes,
     scaler: scaling::Context,
     colour: Option<ColourTags>,
     processing: (u32, u32),
-    /// Source time of the first frame written (becomes 0).
-    offset: i64,
     durations: HashMap<i64, i64>,
     end_seconds: f64,
     audio: Option<Sound>,
@@ -652,12 +648,10 @@ impl VideoSink {
                 encoder,
                 stream,
                 time_base,
-                source_time_base,
                 times,
                 scaler,
                 colour,
                 processing,
-                offset: start_pts,
                 durations: HashMap::new(),
                 end_seconds: 0.0,
                 audio,
@@ -730,7 +724,6 @@ impl FrameSink for VideoSink {
         self.scaler
             .run(&rgb, &mut picture)
             .map_err(|e| video_error(&self.path, "cannot convert a frame for the encoder", e))?;
-        let source_pts = frame.pts - self.offset;
         let pts = self.times.pts(frame.pts);
         if let Some(tags) = self.colour {
             tags.tag(&mut picture);
@@ -738,7 +731,7 @@ impl FrameSink for VideoSink {
         picture.set_pts(Some(pts));
         let duration = self.times.duration(frame.duration);
         self.durations.insert(pts, duration);
-        self.end_seconds = (source_pts + frame.duration) as f64 * f64::from(self.source_time_base);
+        self.end_seconds = self.times.end_seconds(frame.pts, frame.duration);
         self.encoder
             .send_frame(&picture)
             .map_err(|e| video_error(&self.path, "the encoder refused a frame", e))?;

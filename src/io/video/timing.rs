@@ -28,15 +28,13 @@ pub(super) fn grid_time_base(source: Rational, rate: Rational) -> Option<Rationa
     if (den * b) % (num * a) == 0 {
         return None;
     }
-    let unit = num / gcd(num, b) * b;
+    // lcm(num, b) = num/gcd · b, the reduced num/b giving num/gcd.
+    let unit = i64::from(
+        Rational::new(rate.numerator(), source.denominator())
+            .reduce()
+            .numerator(),
+    ) * b;
     i32::try_from(unit).ok().map(|d| Rational::new(1, d))
-}
-
-fn gcd(mut a: i64, mut b: i64) -> i64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a.abs()
 }
 
 /// The nominal frame grid in the encoder's unit.
@@ -107,6 +105,12 @@ impl FrameTimes {
         time
     }
 
+    /// When a frame at source time `pts` lasting `duration` source units ends, in seconds from
+    /// the first frame written.
+    pub fn end_seconds(&self, pts: i64, duration: i64) -> f64 {
+        (pts - self.offset + duration) as f64 * f64::from(self.source)
+    }
+
     /// The encoder duration of a frame lasting `duration` source units: whole periods when it
     /// is within two source units of them (it is the difference of two rounded times).
     pub fn duration(&self, duration: i64) -> i64 {
@@ -166,6 +170,7 @@ mod tests {
         assert!(!times.snaps());
         assert_eq!(times.pts(500), 0);
         assert_eq!(times.pts(542), 42);
+        assert!((times.end_seconds(542, 42) - 0.084).abs() < 1e-12);
         // Rounded to a frame period (an encoder that takes no other unit): still increasing.
         let mut coarse = FrameTimes::new(r(1, 1000), r(1001, 24000), r(24000, 1001), 0);
         assert_eq!(coarse.pts(0), 0);
