@@ -406,6 +406,69 @@ fn the_weights_normalisation_makes_the_loss_balance_independent_of_size() {
 }
 
 #[test]
+fn only_the_ratios_of_the_weights_shape_the_picture() {
+    // Multiplying every weight by one factor changes the loss by that factor and nothing else;
+    // the optimisation must follow the same path. Once, style weights of 1e15 and up (float32
+    // curvature sums overflowed) and totals under about 1e-2 (the curvature test and the first
+    // step stalled) left the content image as it was, loss unchanged.
+    let vgg = vgg();
+    let painting = tensor(&van_gogh(), 64);
+    let content = tensor(&frame(), 64);
+    let run_with = |factor: f64| {
+        let loss = LossSettings {
+            content_weight: factor,
+            style_weight: 1e4 * factor,
+            ..LossSettings::default()
+        };
+        let target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+        let stylizer = Stylizer::new(&vgg, &target, loss, lbfgs(30)).unwrap();
+        run(&stylizer, &content, &content)
+    };
+    let plain = run_with(1.0);
+    let plain_drop = plain.best.total / plain.initial.total;
+    assert!(plain_drop < 0.2, "the plain run fell to {plain_drop}");
+    for factor in [1e20, 1e-14] {
+        let scaled = run_with(factor);
+        let ratio = scaled.initial.total / plain.initial.total / factor;
+        assert!((ratio - 1.0).abs() < 1e-5, "start x{factor}: {ratio}");
+        let drop = scaled.best.total / scaled.initial.total;
+        assert!(
+            (drop / plain_drop - 1.0).abs() < 0.01,
+            "weights x{factor}: the loss fell to {drop} of its start, {plain_drop} with the plain weights"
+        );
+        let (style, plain_style) = (&scaled.best.style[2].1, &plain.best.style[2].1);
+        assert!(
+            (style / plain_style - 1.0).abs() < 0.05,
+            "conv3_1 {style} against {plain_style}"
+        );
+        let difference =
+            f64::try_from((&scaled.image - &plain.image).abs().mean(Kind::Float)).unwrap();
+        // The weights scaled by a power of ten round apart from the plain ones, and 30 L-BFGS
+        // steps amplify that: measured 2.0 (1e20) and 1.95 (1e-14) grey levels.
+        assert!(
+            difference < 4.0,
+            "x{factor}: images differ by {difference} on average (0..255)"
+        );
+    }
+    // Beyond float64, the error names the weights.
+    let loss = LossSettings {
+        style_weight: 1e300,
+        ..LossSettings::default()
+    };
+    let target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+    let stylizer = Stylizer::new(&vgg, &target, loss, lbfgs(2)).unwrap();
+    let error = stylizer
+        .run(&content, &content, |_| ControlFlow::Continue(()))
+        .err()
+        .expect("an overflowing total is refused")
+        .to_string();
+    assert!(
+        error.contains("--style-weight") && error.contains("ratios"),
+        "{error}"
+    );
+}
+
+#[test]
 fn weights_are_checked_when_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.safetensors");

@@ -446,17 +446,23 @@ pub struct Iteration<'a> {
     names: &'a [&'static str],
     point: &'a Point,
     recoveries: &'a Tensor,
+    /// The run's loss scale (see [`loss_scale`]).
+    scale: f64,
 }
 
 impl Iteration<'_> {
     /// The loss terms at the current image. Reads from the device.
     pub fn terms(&self) -> Result<LossTerms> {
-        Ok(terms_from(&host::read(&self.point.scalars)?, self.names))
+        Ok(terms_from(
+            &host::read(&self.point.scalars)?,
+            self.names,
+            self.scale,
+        ))
     }
 
     /// The total loss at the current image. Reads from the device.
     pub fn loss(&self) -> Result<f64> {
-        host::read_one(&self.point.total())
+        Ok(host::read_one(&self.point.total())? / self.scale)
     }
 
     /// Recoveries from non-finite values so far. Reads from the device.
@@ -475,10 +481,11 @@ impl Iteration<'_> {
     }
 }
 
-/// The loss terms from the figures [total, content, tv, E_l..., Σ gradient] of a point.
-fn terms_from(values: &[f64], names: &[&'static str]) -> LossTerms {
+/// The loss terms from the figures [scaled total, content, tv, E_l..., Σ gradient] of a point
+/// evaluated with the loss scale `scale` (see [`loss_scale`]).
+fn terms_from(values: &[f64], names: &[&'static str], scale: f64) -> LossTerms {
     LossTerms {
-        total: values[0],
+        total: values[0] / scale,
         content: values[1],
         tv: values[2],
         style: names
@@ -602,10 +609,10 @@ impl<'a> Stylizer<'a> {
     /// The loss terms and gradient at `x` (network space, the content's size). Reads the
     /// figures from the device.
     pub fn evaluate(&self, target: &ContentTarget, x: &Tensor) -> Result<Evaluation> {
-        let point = self.point(target, x)?;
+        let point = self.point(target, x, 1.0)?;
         let values = host::read(&point.scalars)?;
         Ok(Evaluation {
-            terms: terms_from(&values, &self.style_names()),
+            terms: terms_from(&values, &self.style_names(), 1.0),
             gradient: point.gradient,
             // A NaN or infinity anywhere makes the sum non-finite.
             gradient_finite: values[values.len() - 1].is_finite(),
@@ -620,12 +627,26 @@ impl<'a> Stylizer<'a> {
             .collect()
     }
 
-    /// The evaluated point at `x`, its figures left on the device.
-    fn point(&self, target: &ContentTarget, x: &Tensor) -> Result<Point> {
-        guard_memory(target.size, || self.point_unguarded(target, x))
+    /// The evaluated point at `x`, its figures left on the device: the objective is the total
+    /// loss times `scale` (see [`loss_scale`]), and so are its figure and gradient.
+    fn point(&self, target: &ContentTarget, x: &Tensor, scale: f64) -> Result<Point> {
+        guard_memory(target.size, || self.point_unguarded(target, x, scale))
     }
 
-    fn point_unguarded(&self, target: &ContentTarget, x: &Tensor) -> Result<Point> {
+    /// The total loss in float64 from the unweighted figures of a point (see [`terms_from`]),
+    /// which stay finite whatever the weights.
+    fn weighted_total(&self, target: &ContentTarget, values: &[f64]) -> f64 {
+        let style: f64 = self
+            .loss
+            .style_layers
+            .iter()
+            .zip(&values[3..])
+            .map(|(lw, e)| lw.weight * e)
+            .sum();
+        target.alpha * values[1] + self.loss.beta() * style + target.tv_lambda * values[2]
+    }
+
+    fn point_unguarded(&self, target: &ContentTarget, x: &Tensor, scale: f64) -> Result<Point> {
         let x = x.detach().set_requires_grad(true);
         let features = self.vgg.features(&x, self.loss.pooling, &self.layers);
         let (content_f, style_f) = features.split_at(self.loss.content_layers.len());
@@ -659,7 +680,9 @@ impl<'a> Stylizer<'a> {
         } else {
             zero()
         };
-        let total = &content * target.alpha + style * self.loss.beta() + &tv * target.tv_lambda;
+        let total = &content * (target.alpha * scale)
+            + style * (self.loss.beta() * scale)
+            + &tv * (target.tv_lambda * scale);
         let gradient = Tensor::f_run_backward(&[&total], &[&x], false, false)?
             .pop()
             .expect("one gradient");
@@ -708,17 +731,46 @@ impl<'a> Stylizer<'a> {
         let device = self.vgg.device();
         let names = self.style_names();
         let evaluations = Cell::new(0usize);
+        let scale = Cell::new(1.0);
         let mut objective = |x: &Tensor| {
             evaluations.set(evaluations.get() + 1);
-            self.point(&target, x)
+            self.point(&target, x, scale.get())
         };
         let init = init.detach().to_device(device).to_kind(Kind::Float).copy();
         let mut current = objective(&init)?;
-        let initial_values = host::read(&current.scalars)?;
+        let mut initial_values = host::read(&current.scalars)?;
+        let total = self.weighted_total(&target, &initial_values);
+        if let Some(factor) = loss_scale(total) {
+            scale.set(factor);
+            let scaled = objective(&init)?;
+            let values = host::read(&scaled.scalars)?;
+            // A weight far beyond the others can overflow float32 once scaled, on a term that
+            // is 0 at the start (the content's, starting from the content): then as it is.
+            if values.iter().all(|v| v.is_finite()) {
+                (current, initial_values) = (scaled, values);
+            } else {
+                scale.set(1.0);
+            }
+        }
+        let scale = scale.get();
+        // The unweighted terms (not the total, nor the gradient's sum that ends the figures).
+        let terms = &initial_values[1..initial_values.len() - 1];
+        let terms_finite = terms.iter().all(|v| v.is_finite());
+        if terms_finite && !total.is_finite() {
+            let l = &self.loss;
+            return Err(Error::setting(
+                "--style-weight",
+                l.style_weight,
+                format!(
+                    "with --content-weight {} and --tv-weight {} the total loss overflows                      ({total}); only the weights' ratios shape the picture, so divide them all                      by the same large number",
+                    l.content_weight, l.tv_weight
+                ),
+            ));
+        }
         if !initial_values.iter().all(|v| v.is_finite()) {
             return Err(Error::NonFinite(format!(
                 "the initial image gives a loss of {} at {}x{}",
-                initial_values[0], target.size.1, target.size.0
+                total, target.size.1, target.size.0
             )));
         }
         // Everything the loop decides, it decides on the device (see `optim`): the host reads
@@ -747,6 +799,7 @@ impl<'a> Stylizer<'a> {
                 names: &names,
                 point,
                 recoveries,
+                scale,
             })
         };
         if report(0, &current, &state.recoveries).is_break() {
@@ -802,11 +855,11 @@ impl<'a> Stylizer<'a> {
             _ if stopped_by_callback => StopReason::Callback,
             _ => StopReason::Iterations,
         };
-        let history = history[..=done].to_vec();
-        let best_terms = terms_from(best_figures, &names);
+        let history = history[..=done].iter().map(|t| t / scale).collect();
+        let best_terms = terms_from(best_figures, &names, scale);
         Ok(Outcome {
             image: best_x,
-            initial: terms_from(&initial_values, &names),
+            initial: terms_from(&initial_values, &names, scale),
             best: best_terms,
             iterations: done,
             evaluations: evaluations.get(),
@@ -815,6 +868,27 @@ impl<'a> Stylizer<'a> {
             stop,
         })
     }
+}
+
+/// Totals within which the optimisers work on the loss as it is: float32 sums of the squared
+/// gradient (L-BFGS's curvature) overflow above, and the first step (unit L1 length at most) and
+/// L-BFGS's curvature test (yᵀs > 1e-10, as PyTorch's) stall below. The defaults give 1e10–1e13.
+const WORKABLE_TOTALS: std::ops::RangeInclusive<f64> = 1e3..=1e17;
+/// Where a total outside [`WORKABLE_TOTALS`] is brought.
+const SCALED_TOTAL: f64 = 1e11;
+
+/// The factor, a power of two, by which the optimisation multiplies a run's objective when the
+/// start's total loss (float64, from the unweighted terms) lies outside [`WORKABLE_TOTALS`]: only
+/// the ratios of the weights shape the picture, so the weights' absolute size should not decide
+/// whether the optimisation moves (--style-weight 1e20 or 1e-12 used to leave the content image
+/// as it was). A power of two scales every float exactly; `None` where the total is workable,
+/// zero or not finite.
+fn loss_scale(total: f64) -> Option<f64> {
+    if !total.is_finite() || total <= 0.0 || WORKABLE_TOTALS.contains(&total) {
+        return None;
+    }
+    let exponent = (SCALED_TOTAL / total).log2().round().clamp(-1000.0, 1000.0);
+    Some(2f64.powi(exponent as i32))
 }
 
 /// Iterations between the host's checks of whether the optimisation still runs, when no
@@ -974,6 +1048,25 @@ pub(crate) fn memory_error(message: &str, (h, w): (i64, i64)) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn totals_outside_the_workable_range_are_scaled_by_a_power_of_two() {
+        for total in [1e3, 2.6e12, 1e17, 0.0, f64::INFINITY, f64::NAN] {
+            assert_eq!(loss_scale(total), None, "{total}");
+        }
+        for total in [2.6e28, 2.6e-4, 1e300, 5e-324] {
+            let scale = loss_scale(total).unwrap();
+            assert_eq!(scale.log2().fract(), 0.0, "{total}: {scale}");
+            assert!(scale.is_finite() && scale > 0.0);
+            if total > 1e-290 {
+                let scaled = total * scale;
+                assert!(
+                    (SCALED_TOTAL / 1.5..=SCALED_TOTAL * 1.5).contains(&scaled),
+                    "{scaled}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_cpu_allocator_running_out_is_told_as_memory_too() {
