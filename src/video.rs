@@ -445,6 +445,7 @@ fn open_sink(
             size,
             start_pts: first.pts,
             whole: settings.range.start == 0 && settings.range.end.is_none(),
+            from_start: settings.range.start == 0,
         };
         let (sink, plan) = VideoSink::create(&target, &settings.encode)?;
         let mut notes = plan.notes;

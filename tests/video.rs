@@ -337,6 +337,86 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
     );
     assert!(l.times[0].abs() < 0.001);
 
+    // Sound that starts before the first frame is kept, and the picture starts as late as in
+    // the source (it used to be cut to the first frame), copied (MP4) or encoded again (WebM).
+    let early = dir.path().join("early.mkv");
+    ffmpeg_cli(&[
+        "-itsoffset",
+        "0.3",
+        "-i",
+        bbb,
+        "-i",
+        bbb,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-t",
+        "1",
+        "-c",
+        "copy",
+        early.to_str().unwrap(),
+    ]);
+    let e = probe(&early);
+    assert!((e.times[0] - 0.3).abs() < 0.002 && e.audio_start.abs() < 0.002);
+    for name in ["early.mp4", "early.webm"] {
+        let out = dir.path().join(name);
+        let log = success_log(quick(&early, &out).args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "1",
+            "--iterations",
+            "0",
+            "--output-size",
+            "160",
+        ]));
+        assert!(
+            log.contains("sound starts 0.300 s before the first frame"),
+            "{log}"
+        );
+        let o = probe(&out);
+        // Opus's 6.5 ms of encoder delay start the WebM's sound at -6.5 ms; the muxer moves
+        // the picture later by as much (as ffmpeg's own tool does), well under the ~20 ms by
+        // which sound and picture can be seen to part.
+        let gap = o.times[0] - o.audio_start;
+        assert!(
+            o.audio_start.abs() < 0.01 && (gap - 0.3).abs() < 0.015,
+            "{name}: sound starts at {}, the picture {} s later",
+            o.audio_start,
+            gap
+        );
+        let from_first = |times: &[f64]| times.iter().map(|t| t - times[0]).collect::<Vec<_>>();
+        assert_times_within(&from_first(&e.times), &from_first(&o.times), 0.002);
+        let (_, seconds) = o.audio.expect("sound");
+        let (_, source_seconds) = e.audio.clone().unwrap();
+        assert!(
+            (seconds - source_seconds).abs() < 0.05,
+            "{name}: {seconds} s of sound, {source_seconds} s in the source"
+        );
+    }
+    // A range that starts later starts with its first frame, sound and picture.
+    let later = dir.path().join("later.mkv");
+    quick(&early, &later)
+        .args([
+            "--size",
+            "32",
+            "--first-frame-iterations",
+            "1",
+            "--iterations",
+            "0",
+        ])
+        .args(["--output-size", "160", "--frames", "5:"])
+        .assert()
+        .success();
+    let r = probe(&later);
+    assert!(
+        r.times[0].abs() < 0.001 && (r.audio_start - 0.0).abs() < 0.03,
+        "{} {}",
+        r.times[0],
+        r.audio_start
+    );
+
     // PCM sound (AVI) cannot go into MP4: it becomes AAC, all channels kept.
     let pcm = dir.path().join("pcm.avi");
     ffmpeg_cli(&[

@@ -63,13 +63,16 @@ pub(crate) struct Sound {
 
 impl Sound {
     /// Adds the sound of `input` to `output` (before its header is written). `start_seconds` of
-    /// source time becomes 0. Returns the sound and how it is carried ("copied" or
-    /// "re-encoded as ...").
+    /// source time (the first frame's) becomes 0, unless the output starts with the source
+    /// (`from_start`) and the sound starts before its first frame: then the sound's start
+    /// becomes 0 and the picture starts later by the returned lead (seconds), as in the source.
+    /// Returns the sound, how it is carried ("copied" or "re-encoded as ...") and the lead.
     pub fn add(
         input: &Path,
         output: &mut format::context::Output,
         start_seconds: f64,
-    ) -> Result<(Self, String)> {
+        from_start: bool,
+    ) -> Result<(Self, String, f64)> {
         let source = format::input(&input)
             .map_err(|e| video_error(input, "cannot reopen it for its sound", e))?;
         let stream = source
@@ -77,6 +80,17 @@ impl Sound {
             .best(media::Type::Audio)
             .ok_or_else(|| Error::video(input, "its sound stream went missing"))?;
         let (in_stream, in_time_base) = (stream.index(), stream.time_base());
+        let first = stream.start_time();
+        let sound_start = (first != ffmpeg::ffi::AV_NOPTS_VALUE)
+            .then(|| first as f64 * f64::from(in_time_base))
+            .filter(|s| from_start && *s < start_seconds);
+        let (start, lead) = match sound_start {
+            Some(seconds) => (first, start_seconds - seconds),
+            None => (
+                (start_seconds / f64::from(in_time_base)).round() as i64,
+                0.0,
+            ),
+        };
         let tracks = source
             .streams()
             .filter(|s| s.parameters().medium() == media::Type::Audio)
@@ -190,12 +204,13 @@ impl Sound {
                 in_stream,
                 in_time_base,
                 out_stream,
-                start: (start_seconds / f64::from(in_time_base)).round() as i64,
+                start,
                 mode,
                 done: false,
                 pending: None,
             },
             plan,
+            lead,
         ))
     }
 

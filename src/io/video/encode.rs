@@ -447,6 +447,9 @@ pub struct Target<'a> {
     pub start_pts: i64,
     /// Whether the whole source is rendered; if not, the sound ends with the last frame.
     pub whole: bool,
+    /// Whether the output starts with the source's first frame: then sound that starts before
+    /// it is kept, and the picture starts that much later, as in the source.
+    pub from_start: bool,
 }
 
 impl VideoSink {
@@ -460,6 +463,7 @@ impl VideoSink {
             size,
             start_pts,
             whole,
+            from_start,
         } = *target;
         init();
         super::clear_explanation();
@@ -577,21 +581,6 @@ impl VideoSink {
                 }
             }
         };
-        let times = FrameTimes::new(
-            source_time_base,
-            time_base,
-            rational(info.frame_rate),
-            start_pts,
-        );
-        if times.snaps() {
-            notes.push(format!(
-                "frame times put on the {:.3} fps grid that the source's {}/{} s unit could only \
-                 approximate",
-                info.frame_rate.as_f64(),
-                source_time_base.numerator(),
-                source_time_base.denominator()
-            ));
-        }
         ost.set_parameters(&encoder);
         ost.set_time_base(time_base);
         ost.set_avg_frame_rate(rational(info.frame_rate));
@@ -607,14 +596,39 @@ impl VideoSink {
         }
 
         let mut audio_plan = "none".to_string();
+        let mut lead = 0.0;
         let audio = if settings.audio && info.has_audio {
             let start_seconds = start_pts as f64 * info.time_base.as_f64();
-            let (sound, plan) = Sound::add(input, &mut output, start_seconds)?;
+            let (sound, plan, sound_lead) =
+                Sound::add(input, &mut output, start_seconds, from_start)?;
             audio_plan = plan;
+            lead = sound_lead;
             Some(sound)
         } else {
             None
         };
+        if lead > 0.0 {
+            notes.push(format!(
+                "the sound starts {lead:.3} s before the first frame, as in the source: kept, \
+                 the picture starts at {lead:.3} s"
+            ));
+        }
+        let times = FrameTimes::new(
+            source_time_base,
+            time_base,
+            rational(info.frame_rate),
+            start_pts,
+        )
+        .with_lead(lead);
+        if times.snaps() {
+            notes.push(format!(
+                "frame times put on the {:.3} fps grid that the source's {}/{} s unit could only \
+                 approximate",
+                info.frame_rate.as_f64(),
+                source_time_base.numerator(),
+                source_time_base.denominator()
+            ));
+        }
 
         super::clear_explanation();
         let mut scaler = scaling::Context::get(

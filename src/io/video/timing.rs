@@ -51,8 +51,11 @@ struct Grid {
 pub(super) struct FrameTimes {
     source: Rational,
     encoder: Rational,
-    /// The source time that becomes 0 (the first frame written).
+    /// The source time of the first frame written.
     offset: i64,
+    /// The output time of the first frame written, in the encoder's unit: 0 unless sound
+    /// starts before it (see [`FrameTimes::with_lead`]).
+    lead: i64,
     grid: Option<Grid>,
     /// The last time given, in the encoder's unit (times rounded to a coarser unit must still
     /// increase).
@@ -76,9 +79,17 @@ impl FrameTimes {
             source,
             encoder,
             offset,
+            lead: 0,
             grid,
             last: None,
         }
+    }
+
+    /// The same times, `seconds` later: the first frame written comes at `seconds` (rounded
+    /// to the encoder's unit), where the output starts with sound that precedes it.
+    pub fn with_lead(mut self, seconds: f64) -> Self {
+        self.lead = (seconds / f64::from(self.encoder)).round() as i64;
+        self
     }
 
     /// Whether frames are put on the nominal grid.
@@ -100,15 +111,17 @@ impl FrameTimes {
             }
             None => exact,
         };
+        let time = self.lead + time;
         let time = self.last.map_or(time, |last| time.max(last + 1));
         self.last = Some(time);
         time
     }
 
-    /// When a frame at source time `pts` lasting `duration` source units ends, in seconds from
-    /// the first frame written.
+    /// When a frame at source time `pts` lasting `duration` source units ends, in seconds of
+    /// output time.
     pub fn end_seconds(&self, pts: i64, duration: i64) -> f64 {
         (pts - self.offset + duration) as f64 * f64::from(self.source)
+            + self.lead as f64 * f64::from(self.encoder)
     }
 
     /// The encoder duration of a frame lasting `duration` source units: whole periods when it
@@ -162,6 +175,16 @@ mod tests {
         assert_eq!(times.duration(42), 1001);
         assert_eq!(times.duration(83), 2002);
         assert_eq!(times.duration(30), 30 * 24);
+    }
+
+    #[test]
+    fn a_lead_moves_every_frame_later_on_the_same_grid() {
+        // 23.976 fps in milliseconds from 1.400 s, the sound 33 ms earlier.
+        let mut times =
+            FrameTimes::new(r(1, 1000), r(1, 24000), r(24000, 1001), 1400).with_lead(0.033);
+        let got: Vec<i64> = [1400, 1442, 1483].iter().map(|&t| times.pts(t)).collect();
+        assert_eq!(got, [792, 792 + 1001, 792 + 2002]);
+        assert!((times.end_seconds(1483, 42) - (0.033 + 0.125)).abs() < 1e-9);
     }
 
     #[test]
