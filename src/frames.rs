@@ -20,6 +20,19 @@ impl Ratio {
         Ratio { num, den }
     }
 
+    /// In lowest terms, the denominator positive (`0/0` stays as it is).
+    pub fn reduced(self) -> Self {
+        let (mut a, mut b) = (self.num.unsigned_abs(), self.den.unsigned_abs());
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        if a == 0 {
+            return self;
+        }
+        let sign = if self.den < 0 { -1 } else { 1 };
+        Ratio::new(sign * self.num / a as i32, sign * self.den / a as i32)
+    }
+
     /// As a float (0 when the denominator is 0).
     pub fn as_f64(self) -> f64 {
         if self.den == 0 {
@@ -102,4 +115,17 @@ pub trait FrameSink {
     fn write(&mut self, frame: &Frame) -> Result<()>;
     /// Completes the output (writes trailers, renames into place).
     fn finish(self: Box<Self>) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ratio;
+
+    #[test]
+    fn ratios_reduce_to_lowest_terms() {
+        assert_eq!(Ratio::new(29970, 1000).reduced(), Ratio::new(2997, 100));
+        assert_eq!(Ratio::new(50, -2).reduced(), Ratio::new(-25, 1));
+        assert_eq!(Ratio::new(0, 5).reduced(), Ratio::new(0, 1));
+        assert_eq!(Ratio::new(0, 0).reduced(), Ratio::new(0, 0));
+    }
 }

@@ -381,8 +381,7 @@ fn stylize_all(
         let frame = match decoded.recv() {
             Ok(Decoded::Frame(f)) => f,
             Ok(Decoded::Warning(w)) => {
-                progress.log(&w);
-                outcome.warnings.push(w);
+                progress.warn(&mut outcome.warnings, w);
                 continue;
             }
             Ok(Decoded::Failed(e)) => return Err(e),
@@ -525,8 +524,7 @@ fn stylize_all(
                     frame.index,
                     describe_recoveries(result.recoveries)
                 );
-                progress.log(&w);
-                outcome.warnings.push(w);
+                progress.warn(&mut outcome.warnings, w);
             }
             loss_so_far = result.best.total;
             let host = result

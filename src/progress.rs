@@ -18,6 +18,11 @@ pub trait Progress {
     fn log(&mut self, message: &str) {
         let _ = message;
     }
+    /// A warning: logged now, and kept in `warnings` for the run's report.
+    fn warn(&mut self, warnings: &mut Vec<String>, message: String) {
+        self.log(&message);
+        warnings.push(message);
+    }
 }
 
 /// Progress that goes nowhere.

@@ -209,9 +209,7 @@ pub fn stylize_image(
         )));
     }
     if outcome.recoveries > 0 {
-        let w = describe_recoveries(outcome.recoveries);
-        progress.log(&w);
-        warnings.push(w);
+        progress.warn(&mut warnings, describe_recoveries(outcome.recoveries));
     }
 
     let result = finish(from_network(&outcome.image)?);

@@ -546,8 +546,7 @@ pub fn stylize_video(
                 valid,
                 already - valid
             );
-            progress.log(&w);
-            warnings.push(w);
+            progress.warn(&mut warnings, w);
             already = valid;
         }
     }

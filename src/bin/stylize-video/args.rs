@@ -435,16 +435,7 @@ fn parse_fps(text: &str) -> Result<Ratio> {
     if num == 0 {
         return Err(bad("must be above 0 and at most 1000"));
     }
-    let divisor = gcd(num, den);
-    Ok(Ratio::new(num / divisor, den / divisor))
-}
-
-fn gcd(a: i32, b: i32) -> i32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
+    Ok(Ratio::new(num, den).reduced())
 }
 
 fn parse_range(text: &str) -> Result<FrameRange> {
