@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::engine::stylizer::{LossSettings, LossTerms, OptimizerSettings, Outcome};
 use crate::error::Result;
 use crate::io::atomic;
+use crate::memory::MemoryUse;
 
 /// The whole report.
 #[derive(Debug, Serialize)]
@@ -28,6 +29,8 @@ pub struct Report {
     /// Every warning the run gave, as logged (damaged frames, steps the optimiser refused,
     /// encoding notes, inputs of which only a part is used).
     pub warnings: Vec<String>,
+    /// The memory the run took, read when the report was written.
+    pub memory: MemoryUse,
 }
 
 /// Figures of a whole video or sequence run.

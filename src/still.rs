@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::io::gif::GifRecorder;
 use crate::io::image::BitDepth;
 use crate::io::{atomic, image as picture};
+use crate::memory::MemoryUse;
 use crate::progress::{Progress, Throttle, LOSS_INTERVAL};
 use crate::report::{FrameReport, Report};
 use crate::settings::{check_processing_size, StyleSettings};
@@ -262,5 +263,6 @@ fn report(
         )],
         totals: None,
         warnings,
+        memory: MemoryUse::now(settings.style.device),
     }
 }

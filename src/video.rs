@@ -16,6 +16,7 @@ use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
 use crate::kept::KeptFrames;
+use crate::memory::MemoryUse;
 use crate::pipeline::{self, FrameRange, FrameStart, PipelineJob, PipelineOutcome, WarmStart};
 use crate::progress::Progress;
 use crate::report::{FrameReport, Report, RunTotals};
@@ -688,6 +689,7 @@ fn write_report(
             complete,
         }),
         warnings: outcome.warnings.clone(),
+        memory: MemoryUse::now(settings.style.device),
     };
     report.write(path)
 }

@@ -108,6 +108,15 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
         device.starts_with("cpu") || device.starts_with("cuda"),
         "{device}"
     );
+    // The memory it took: libtorch alone holds over 100 MiB; a GPU's figures only on a GPU.
+    let memory = &r["memory"];
+    let host = memory["host_peak_mib"].as_f64().unwrap();
+    assert!((100.0..16384.0).contains(&host), "host peak {host} MiB");
+    assert_eq!(
+        memory["gpu_in_use_mib"].is_null(),
+        device.starts_with("cpu")
+    );
+    assert!(stderr.contains("memory: host peak "), "{stderr}");
     assert_eq!(s["content_layers"][0]["layer"], "conv4_2");
     let layers: Vec<&str> = s["style_layers"]
         .as_array()

@@ -174,6 +174,7 @@ fn flow_warm_starts_move_the_painted_texture_with_the_picture() {
         let flow_seconds = r["totals"]["flow_seconds"].as_f64().unwrap();
         assert!(flow_seconds > 0.0, "{flow_seconds}");
         assert_eq!(r["totals"]["shot_cuts"], serde_json::json!([]));
+        assert!(r["memory"]["host_peak_mib"].as_f64().unwrap() > 100.0);
         let frames: Vec<Rgb32FImage> = (0..4)
             .map(|k| stylize_video::io::image::load(&out.join(format!("{k:05}.png"))).unwrap())
             .collect();
