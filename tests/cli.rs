@@ -1409,3 +1409,41 @@ fn a_size_too_small_for_a_picture_s_shape_says_which_size_would_do() {
         "{log}"
     );
 }
+
+#[test]
+fn quality_presets_set_the_iterations_that_flags_leave_unsaid() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |flags: &[&str]| {
+        let (out, json) = (dir.path().join("q.png"), dir.path().join("q.json"));
+        on_frame()
+            .args(["--size", "32", "--overwrite", "-q"])
+            .args(flags)
+            .arg("-o")
+            .arg(&out)
+            .arg("--report")
+            .arg(&json)
+            .assert()
+            .success();
+        let r = report(&json);
+        (
+            r["settings"]["iterations"].as_u64().unwrap(),
+            r["frames"][0]["iterations"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(run(&["--quality", "draft"]), (100, 100));
+    assert_eq!(run(&["--iterations", "40"]), (40, 40));
+    assert_eq!(run(&["--quality", "final", "--iterations", "3"]), (3, 3));
+    let help = String::from_utf8(stylize().arg("--help").output().unwrap().stdout).unwrap();
+    assert!(
+        help.contains("--quality <QUALITY>") && help.contains("draft"),
+        "{help}"
+    );
+    stylize()
+        .arg(frame())
+        .args(["--style", "x.jpg", "--quality", "best"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "invalid value 'best' for '--quality",
+        ));
+}

@@ -1655,6 +1655,47 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
 }
 
 #[test]
+fn quality_presets_set_each_kind_of_frame_s_iterations() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |flags: &[&str]| {
+        let (out, json) = (dir.path().join("q.mkv"), dir.path().join("q.json"));
+        Command::cargo_bin("stylize-video")
+            .unwrap()
+            .arg(clip("bigbuckbunny.mp4"))
+            .arg("--style")
+            .arg(van_gogh())
+            .args(["--size", "32", "--frames", ":3", "--overwrite", "-q"])
+            .args(flags)
+            .arg("-o")
+            .arg(&out)
+            .arg("--report")
+            .arg(&json)
+            .assert()
+            .success();
+        let r = report(&json);
+        let settings = (
+            r["settings"]["first_frame_iterations"].as_u64().unwrap(),
+            r["settings"]["iterations"].as_u64().unwrap(),
+        );
+        let done: Vec<u64> = r["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["iterations"].as_u64().unwrap())
+            .collect();
+        (settings, done)
+    };
+    // Draft: 100 for the cold first frame, 20 for the warm ones.
+    assert_eq!(run(&["--quality", "draft"]), ((100, 20), vec![100, 20, 20]));
+    // Final: 1000 and 200, unless a flag says otherwise (the frames may stop sooner, stalled
+    // at a 32 px optimum).
+    let ((first, warm), done) = run(&["--quality", "final", "--first-frame-iterations", "4"]);
+    assert_eq!((first, warm), (4, 200));
+    assert_eq!(done[0], 4);
+    assert!(done[1] > 20, "{done:?}");
+}
+
+#[test]
 fn flags_a_run_would_ignore_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let gif = dir.path().join("steps.gif");
