@@ -20,17 +20,22 @@ impl Ratio {
         Ratio { num, den }
     }
 
-    /// In lowest terms, the denominator positive (`0/0` stays as it is).
+    /// In lowest terms, with a non-negative denominator; `0/0` stays as it is, and so does a
+    /// ratio whose reduced form does not fit (only `i32::MIN` over -1 or 1 can fail to).
     pub fn reduced(self) -> Self {
-        let (mut a, mut b) = (self.num.unsigned_abs(), self.den.unsigned_abs());
+        let (num, den) = (i64::from(self.num), i64::from(self.den));
+        let (mut a, mut b) = (num.abs(), den.abs());
         while b != 0 {
             (a, b) = (b, a % b);
         }
         if a == 0 {
             return self;
         }
-        let sign = if self.den < 0 { -1 } else { 1 };
-        Ratio::new(sign * self.num / a as i32, sign * self.den / a as i32)
+        let sign = if den < 0 { -1 } else { 1 };
+        match (i32::try_from(sign * num / a), i32::try_from(sign * den / a)) {
+            (Ok(num), Ok(den)) => Ratio::new(num, den),
+            _ => self,
+        }
     }
 
     /// As a float (0 when the denominator is 0).
@@ -127,5 +132,8 @@ mod tests {
         assert_eq!(Ratio::new(50, -2).reduced(), Ratio::new(-25, 1));
         assert_eq!(Ratio::new(0, 5).reduced(), Ratio::new(0, 1));
         assert_eq!(Ratio::new(0, 0).reduced(), Ratio::new(0, 0));
+        assert_eq!(Ratio::new(7, 0).reduced(), Ratio::new(1, 0));
+        assert_eq!(Ratio::new(i32::MIN, -2).reduced(), Ratio::new(1 << 30, 1));
+        assert_eq!(Ratio::new(i32::MIN, -1).reduced(), Ratio::new(i32::MIN, -1));
     }
 }

@@ -14,8 +14,8 @@ pub struct MemoryUse {
     pub host_peak_mib: Option<f64>,
     /// Memory in use on the run's GPU when asked, in MiB, all processes together: the CUDA
     /// context and the memory libtorch reserved, which it keeps for reuse, so at the end of a
-    /// run it is the run's peak plus the context (and whatever other programs hold). `None` on
-    /// the CPU.
+    /// run it is about the run's peak plus the context (and whatever other programs hold);
+    /// less where libtorch, short of memory, gave cached blocks back. `None` on the CPU.
     pub gpu_in_use_mib: Option<f64>,
     /// The GPU's memory, in MiB; `None` on the CPU.
     pub gpu_total_mib: Option<f64>,
@@ -56,7 +56,8 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
 }
 
-/// The peak resident set of this process, from getrusage (Linux reports kibibytes).
+/// The peak resident set of this process, from getrusage.
+#[cfg(unix)]
 fn host_peak_bytes() -> Option<u64> {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the structure it is given.
@@ -66,18 +67,32 @@ fn host_peak_bytes() -> Option<u64> {
         }
         usage.assume_init()
     };
-    u64::try_from(usage.ru_maxrss).ok().map(|kib| kib * 1024)
+    // Kibibytes on Linux, bytes on macOS.
+    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    u64::try_from(usage.ru_maxrss).ok().map(|n| n * unit)
+}
+
+#[cfg(not(unix))]
+fn host_peak_bytes() -> Option<u64> {
+    None
 }
 
 /// A function of the CUDA runtime, if libtorch loaded it.
+#[cfg(unix)]
 fn cuda_runtime(name: &CStr) -> Option<*mut c_void> {
     // SAFETY: dlsym with RTLD_DEFAULT only looks the name up among the loaded libraries.
     let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     (!symbol.is_null()).then_some(symbol)
 }
 
-/// (free, total) bytes of GPU `index`, from the CUDA runtime; the calling thread's current
-/// device is restored.
+#[cfg(not(unix))]
+fn cuda_runtime(_name: &CStr) -> Option<*mut c_void> {
+    None
+}
+
+/// (free, total) bytes of GPU `index`, from the CUDA runtime. The calling thread's current
+/// device becomes `index` if it was another: setting it back would make a CUDA context on a
+/// GPU the run may never have used (libtorch names the device of every operation anyway).
 fn gpu_memory(index: usize) -> Option<(u64, u64)> {
     type GetDevice = unsafe extern "C" fn(*mut c_int) -> c_int;
     type SetDevice = unsafe extern "C" fn(c_int) -> c_int;
@@ -93,13 +108,12 @@ fn gpu_memory(index: usize) -> Option<(u64, u64)> {
             std::mem::transmute::<*mut c_void, SetDevice>(set),
             std::mem::transmute::<*mut c_void, MemGetInfo>(info),
         );
-        let mut current: c_int = 0;
-        if get(&mut current) != 0 || set(c_int::try_from(index).ok()?) != 0 {
+        let (wanted, mut current) = (c_int::try_from(index).ok()?, 0);
+        if get(&mut current) != 0 || (current != wanted && set(wanted) != 0) {
             return None;
         }
         let (mut free, mut total) = (0usize, 0usize);
         let status = info(&mut free, &mut total);
-        set(current);
         (status == 0 && total > 0).then_some((free as u64, total as u64))
     }
 }

@@ -450,22 +450,26 @@ fn only_the_ratios_of_the_weights_shape_the_picture() {
             "x{factor}: images differ by {difference} on average (0..255)"
         );
     }
-    // Beyond float64, the error names the weights.
-    let loss = LossSettings {
-        style_weight: 1e300,
-        ..LossSettings::default()
-    };
-    let target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
-    let stylizer = Stylizer::new(&vgg, &target, loss, lbfgs(2)).unwrap();
-    let error = stylizer
-        .run(&content, &content, |_| ControlFlow::Continue(()))
-        .err()
-        .expect("an overflowing total is refused")
-        .to_string();
-    assert!(
-        error.contains("--style-weight") && error.contains("ratios"),
-        "{error}"
-    );
+    // Beyond float64 (the style's), or beyond float32 for one weight alone (the content's,
+    // 0 · ∞ at the start), the error names the weights.
+    for (content_weight, style_weight) in [(1.0, 1e300), (1e39, 1e4)] {
+        let loss = LossSettings {
+            content_weight,
+            style_weight,
+            ..LossSettings::default()
+        };
+        let target = StyleTarget::new(&vgg, &[(painting.shallow_clone(), 1.0)], &loss).unwrap();
+        let stylizer = Stylizer::new(&vgg, &target, loss, lbfgs(2)).unwrap();
+        let error = stylizer
+            .run(&content, &content, |_| ControlFlow::Continue(()))
+            .err()
+            .expect("an overflowing total is refused")
+            .to_string();
+        assert!(
+            error.contains("--style-weight") && error.contains("ratios"),
+            "{error}"
+        );
+    }
 }
 
 #[test]

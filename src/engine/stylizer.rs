@@ -506,7 +506,8 @@ pub struct Outcome {
     pub best: LossTerms,
     /// Iterations done.
     pub iterations: usize,
-    /// Loss evaluations done (one per iteration without line search).
+    /// Loss evaluations done: the start's, and one per iteration without line search (one more
+    /// when the start is evaluated again with a loss scale: see `LossSettings`' weights).
     pub evaluations: usize,
     /// The total loss after each iteration; element 0 is the initial image's.
     pub history: Vec<f64>,
@@ -756,21 +757,30 @@ impl<'a> Stylizer<'a> {
         // The unweighted terms (not the total, nor the gradient's sum that ends the figures).
         let terms = &initial_values[1..initial_values.len() - 1];
         let terms_finite = terms.iter().all(|v| v.is_finite());
-        if terms_finite && !total.is_finite() {
+        let all_finite = initial_values.iter().all(|v| v.is_finite());
+        if terms_finite && !(total.is_finite() && all_finite) {
             let l = &self.loss;
             return Err(Error::setting(
                 "--style-weight",
                 l.style_weight,
                 format!(
-                    "with --content-weight {} and --tv-weight {} the total loss overflows                      ({total}); only the weights' ratios shape the picture, so divide them all                      by the same large number",
+                    "with --content-weight {} and --tv-weight {} the start's total loss is \
+                     {total:e}, beyond what float32 can optimise; only the weights' ratios shape \
+                     the picture, so bring them closer together or divide them all by the same \
+                     large number",
                     l.content_weight, l.tv_weight
                 ),
             ));
         }
-        if !initial_values.iter().all(|v| v.is_finite()) {
+        if !all_finite {
             return Err(Error::NonFinite(format!(
-                "the initial image gives a loss of {} at {}x{}",
-                total, target.size.1, target.size.0
+                "the initial image gives non-finite loss terms at {}x{} (content {}, total \
+                 variation {}, style {:?})",
+                target.size.1,
+                target.size.0,
+                initial_values[1],
+                initial_values[2],
+                &initial_values[3..initial_values.len() - 1]
             )));
         }
         // Everything the loop decides, it decides on the device (see `optim`): the host reads

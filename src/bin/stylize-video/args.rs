@@ -779,6 +779,18 @@ impl Args {
                 .collect();
             return Err(Error::setting(flag, value.join(" "), problem));
         }
+        let counts_given = if still {
+            given("iterations")
+        } else {
+            given("iterations") && given("first_frame_iterations")
+        };
+        if given("quality") && counts_given {
+            return Err(Error::setting(
+                "--quality",
+                format!("{:?}", self.quality).to_lowercase(),
+                "sets the iteration counts, and this run gives them all: leave one out",
+            ));
+        }
         let noise = self.init == "noise";
         if given("init_noise") && noise {
             return Err(Error::setting(
@@ -842,6 +854,34 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quality_presets_resolve_to_iteration_counts() {
+        let parse = |extra: &[&str]| {
+            let mut line = vec!["stylize-video", "frame.png", "--style", "painting.jpg"];
+            line.extend_from_slice(extra);
+            Args::try_parse_from(line).unwrap()
+        };
+        let counts = |extra: &[&str]| {
+            let args = parse(extra);
+            let still = args.still().unwrap().style.optimizer.iterations;
+            let video = args.video().unwrap();
+            (
+                still,
+                video.first_frame_iterations,
+                video.style.optimizer.iterations,
+            )
+        };
+        assert_eq!(counts(&[]), (500, 500, 100));
+        assert_eq!(counts(&["--quality", "draft"]), (100, 100, 20));
+        assert_eq!(counts(&["--quality", "normal"]), (500, 500, 100));
+        assert_eq!(counts(&["--quality", "final"]), (1000, 1000, 200));
+        assert_eq!(counts(&["--quality", "final", "-n", "7"]), (7, 1000, 7));
+        assert_eq!(
+            counts(&["--quality", "draft", "--first-frame-iterations", "9"]),
+            (100, 9, 20)
+        );
+    }
 
     #[test]
     fn frame_rates_are_read_as_video_people_mean_them() {

@@ -443,7 +443,8 @@ pub struct Target<'a> {
     pub processing: (u32, u32),
     /// Size they are scaled to.
     pub size: (u32, u32),
-    /// Source time that becomes 0.
+    /// Source time of the first frame written, which becomes 0 unless sound starts before it
+    /// (see `from_start`).
     pub start_pts: i64,
     /// Whether the whole source is rendered; if not, the sound ends with the last frame.
     pub whole: bool,
@@ -597,7 +598,7 @@ impl VideoSink {
 
         let mut audio_plan = "none".to_string();
         let mut lead = 0.0;
-        let audio = if settings.audio && info.has_audio {
+        let mut audio = if settings.audio && info.has_audio {
             let start_seconds = start_pts as f64 * info.time_base.as_f64();
             let (sound, plan, sound_lead) =
                 Sound::add(input, &mut output, start_seconds, from_start)?;
@@ -607,12 +608,6 @@ impl VideoSink {
         } else {
             None
         };
-        if lead > 0.0 {
-            notes.push(format!(
-                "the sound starts {lead:.3} s before the first frame, as in the source: kept, \
-                 the picture starts at {lead:.3} s"
-            ));
-        }
         let times = FrameTimes::new(
             source_time_base,
             time_base,
@@ -620,6 +615,18 @@ impl VideoSink {
             start_pts,
         )
         .with_lead(lead);
+        if lead > 0.0 {
+            // The picture's lead is a whole number of the encoder's units (one frame period for
+            // the MPEG encoders): the sound moves with it.
+            let rounded = times.lead_seconds();
+            if let Some(sound) = audio.as_mut() {
+                sound.move_start(lead - rounded);
+            }
+            notes.push(format!(
+                "the sound starts {lead:.3} s before the first frame, as in the source: kept, \
+                 the picture starts at {rounded:.3} s"
+            ));
+        }
         if times.snaps() {
             notes.push(format!(
                 "frame times put on the {:.3} fps grid that the source's {}/{} s unit could only \

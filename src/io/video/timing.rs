@@ -92,6 +92,11 @@ impl FrameTimes {
         self
     }
 
+    /// The first frame's output time, in seconds (the lead as the encoder's unit holds it).
+    pub fn lead_seconds(&self) -> f64 {
+        self.lead as f64 * f64::from(self.encoder)
+    }
+
     /// Whether frames are put on the nominal grid.
     pub fn snaps(&self) -> bool {
         self.grid.is_some()
@@ -185,6 +190,11 @@ mod tests {
         let got: Vec<i64> = [1400, 1442, 1483].iter().map(|&t| times.pts(t)).collect();
         assert_eq!(got, [792, 792 + 1001, 792 + 2002]);
         assert!((times.end_seconds(1483, 42) - (0.033 + 0.125)).abs() < 1e-9);
+        assert_eq!(times.lead_seconds(), 792.0 / 24000.0);
+        // In a unit of one frame period the lead is a whole frame.
+        let coarse =
+            FrameTimes::new(r(1, 1000), r(1001, 24000), r(24000, 1001), 0).with_lead(0.033);
+        assert_eq!(coarse.lead_seconds(), 1001.0 / 24000.0);
     }
 
     #[test]
