@@ -59,6 +59,8 @@ pub struct StillSummary {
     pub seconds: f64,
     /// Frames written to the GIF, if one was asked for.
     pub gif_frames: Option<usize>,
+    /// The memory the run took (as its report gives it).
+    pub memory: MemoryUse,
 }
 
 impl StillSettings {
@@ -228,8 +230,10 @@ pub fn stylize_image(
         }
         _ => None,
     };
+    let memory = MemoryUse::now(settings.style.device);
     if let Some(path) = &settings.report {
-        staged.push(report(settings, (w, h), &outcome, seconds, warnings).stage(path)?);
+        let report = report(settings, (w, h), &outcome, seconds, warnings, memory);
+        staged.push(report.stage(path)?);
     }
     for file in staged {
         file.commit()?;
@@ -239,6 +243,7 @@ pub fn stylize_image(
         size: (w, h),
         seconds,
         gif_frames,
+        memory,
     })
 }
 
@@ -248,6 +253,7 @@ fn report(
     outcome: &Outcome,
     seconds: f64,
     warnings: Vec<String>,
+    memory: MemoryUse,
 ) -> Report {
     let with_tv = settings.style.loss.tv_weight > 0.0;
     Report {
@@ -263,6 +269,6 @@ fn report(
         )],
         totals: None,
         warnings,
-        memory: MemoryUse::now(settings.style.device),
+        memory,
     }
 }

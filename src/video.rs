@@ -89,6 +89,8 @@ pub struct VideoSummary {
     pub output_size: (u32, u32),
     /// Where finished frames were kept (removed at the end unless asked to keep them).
     pub kept: PathBuf,
+    /// The memory the run took (as its report gives it).
+    pub memory: MemoryUse,
 }
 
 /// Whether a run from `input` to `output` is a still image (rather than a video or a frame
@@ -599,7 +601,10 @@ pub fn stylize_video(
         // What was stylised before the stop is reported (`totals.interrupted` says whether
         // Ctrl-C stopped it); the frames themselves are kept for the next run.
         if let (Some(path), false) = (&settings.report, reports.is_empty()) {
-            if let Err(r) = write_report(settings, path, &outcome, processing, reports, false) {
+            let memory = MemoryUse::now(settings.style.device);
+            let written =
+                write_report(settings, path, &outcome, processing, reports, false, memory);
+            if let Err(r) = written {
                 progress.log(&format!("the report could not be written: {r}"));
             }
         }
@@ -610,8 +615,9 @@ pub fn stylize_video(
     } else {
         kept.remove()?;
     }
+    let memory = MemoryUse::now(settings.style.device);
     if let Some(path) = &settings.report {
-        write_report(settings, path, &outcome, processing, reports, true)?;
+        write_report(settings, path, &outcome, processing, reports, true, memory)?;
     }
     let info = outcome.info.clone().expect("the source was opened");
     Ok(VideoSummary {
@@ -620,6 +626,7 @@ pub fn stylize_video(
         processing,
         kept: kept_path,
         outcome,
+        memory,
     })
 }
 
@@ -654,6 +661,7 @@ fn write_report(
     processing: (u32, u32),
     reports: Vec<FrameReport>,
     complete: bool,
+    memory: MemoryUse,
 ) -> Result<()> {
     let stylized = outcome.frames - outcome.resumed;
     let mut s = settings.style.report(processing.0, processing.1);
@@ -689,7 +697,7 @@ fn write_report(
             complete,
         }),
         warnings: outcome.warnings.clone(),
-        memory: MemoryUse::now(settings.style.device),
+        memory,
     };
     report.write(path)
 }

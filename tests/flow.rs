@@ -167,8 +167,7 @@ fn flow_warm_starts_move_the_painted_texture_with_the_picture() {
             .arg(&json)
             .assert()
             .success();
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let r = report(&json);
         assert_eq!(r["settings"]["warm_start"], start);
         // Both estimate the flow: to move the previous result, or only to tell shot cuts.
         let flow_seconds = r["totals"]["flow_seconds"].as_f64().unwrap();

@@ -96,8 +96,7 @@ fn a_new_shot_starts_cold() {
             .assert()
             .success();
         let log = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let r = report(&json);
         assert_eq!(
             r["settings"]["cut_threshold"].as_f64(),
             Some(threshold.parse().unwrap())

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use common::probe::{colour_tags, ffmpeg_cli, probe};
 use common::*;
-use serde_json::Value;
 
 fn clip(name: &str) -> PathBuf {
     root().join("samples/video").join(name)
@@ -36,12 +35,41 @@ fn quick(input: &Path, output: &Path) -> Command {
     c
 }
 
-fn stderr_of(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+/// [`quick`] at its cheapest, for tests of timing and sound: 32 px, one iteration on the first
+/// frame and none on the others, written at 160 px.
+fn sound_and_timing(input: &Path, output: &Path) -> Command {
+    let mut c = quick(input, output);
+    c.args([
+        "--size",
+        "32",
+        "--first-frame-iterations",
+        "1",
+        "--iterations",
+        "0",
+        "--output-size",
+        "160",
+    ]);
+    c
 }
 
-fn report(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// A 1 s copy of `source` (video and sound copied) in which the picture, or else the sound,
+/// starts 0.3 s after the other.
+fn one_stream_late(source: &str, output: &Path, picture_late: bool) {
+    let late = ["-itsoffset", "0.3", "-i", source];
+    let on_time = ["-i", source];
+    let inputs: Vec<&str> = if picture_late {
+        late.iter().chain(&on_time).copied().collect()
+    } else {
+        on_time.iter().chain(&late).copied().collect()
+    };
+    let rest = ["-map", "0:v", "-map", "1:a", "-t", "1", "-c", "copy"];
+    let mut args: Vec<&str> = inputs.into_iter().chain(rest).collect();
+    args.push(output.to_str().unwrap());
+    ffmpeg_cli(&args);
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn assert_same_times(a: &[f64], b: &[f64]) {
@@ -271,16 +299,8 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
     // WebM cannot hold AAC: the sound is encoded again (Opus), for the same time.
     let webm = dir.path().join("part.webm");
     let log = stderr_of(
-        &quick(&clip("bigbuckbunny.mp4"), &webm)
-            .args([
-                "--size",
-                "32",
-                "--first-frame-iterations",
-                "1",
-                "--iterations",
-                "0",
-            ])
-            .args(["--output-size", "160", "--frames", ":25"])
+        &sound_and_timing(&clip("bigbuckbunny.mp4"), &webm)
+            .args(["--frames", ":25"])
             .assert()
             .success()
             .get_output()
@@ -298,37 +318,9 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
     let late = dir.path().join("late.mkv");
     let bbb = clip("bigbuckbunny.mp4");
     let bbb = bbb.to_str().unwrap();
-    ffmpeg_cli(&[
-        "-i",
-        bbb,
-        "-itsoffset",
-        "0.3",
-        "-i",
-        bbb,
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-t",
-        "1",
-        "-c",
-        "copy",
-        late.to_str().unwrap(),
-    ]);
+    one_stream_late(bbb, &late, false);
     let late_webm = dir.path().join("late.webm");
-    quick(&late, &late_webm)
-        .args([
-            "--size",
-            "32",
-            "--first-frame-iterations",
-            "1",
-            "--iterations",
-            "0",
-            "--output-size",
-            "160",
-        ])
-        .assert()
-        .success();
+    sound_and_timing(&late, &late_webm).assert().success();
     let l = probe(&late_webm);
     assert!(
         (l.audio_start - 0.3).abs() < 0.03,
@@ -340,37 +332,12 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
     // Sound that starts before the first frame is kept, and the picture starts as late as in
     // the source (it used to be cut to the first frame), copied (MP4) or encoded again (WebM).
     let early = dir.path().join("early.mkv");
-    ffmpeg_cli(&[
-        "-itsoffset",
-        "0.3",
-        "-i",
-        bbb,
-        "-i",
-        bbb,
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-t",
-        "1",
-        "-c",
-        "copy",
-        early.to_str().unwrap(),
-    ]);
+    one_stream_late(bbb, &early, true);
     let e = probe(&early);
     assert!((e.times[0] - 0.3).abs() < 0.002 && e.audio_start.abs() < 0.002);
     for name in ["early.mp4", "early.webm"] {
         let out = dir.path().join(name);
-        let log = success_log(quick(&early, &out).args([
-            "--size",
-            "32",
-            "--first-frame-iterations",
-            "1",
-            "--iterations",
-            "0",
-            "--output-size",
-            "160",
-        ]));
+        let log = success_log(&mut sound_and_timing(&early, &out));
         assert!(
             log.contains("sound starts 0.300 s before the first frame"),
             "{log}"
@@ -397,16 +364,8 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
     }
     // A range that starts later starts with its first frame, sound and picture.
     let later = dir.path().join("later.mkv");
-    quick(&early, &later)
-        .args([
-            "--size",
-            "32",
-            "--first-frame-iterations",
-            "1",
-            "--iterations",
-            "0",
-        ])
-        .args(["--output-size", "160", "--frames", "5:"])
+    sound_and_timing(&early, &later)
+        .args(["--frames", "5:"])
         .assert()
         .success();
     let r = probe(&later);
@@ -431,34 +390,14 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
         pcm.to_str().unwrap(),
     ]);
     let pcm_mp4 = dir.path().join("pcm.mp4");
-    quick(&pcm, &pcm_mp4)
-        .args([
-            "--size",
-            "32",
-            "--first-frame-iterations",
-            "1",
-            "--iterations",
-            "0",
-            "--output-size",
-            "160",
-        ])
-        .assert()
-        .success();
+    sound_and_timing(&pcm, &pcm_mp4).assert().success();
     let (codec, seconds) = probe(&pcm_mp4).audio.expect("sound");
     assert_eq!(codec, "aac");
     assert!((seconds - 1.0).abs() < 0.1, "{seconds}");
 
     let silent = dir.path().join("silent.mp4");
-    quick(&clip("bigbuckbunny.mp4"), &silent)
-        .args([
-            "--size",
-            "32",
-            "--first-frame-iterations",
-            "1",
-            "--iterations",
-            "0",
-        ])
-        .args(["--output-size", "160", "--frames", ":10", "--no-audio"])
+    sound_and_timing(&clip("bigbuckbunny.mp4"), &silent)
+        .args(["--frames", ":10", "--no-audio"])
         .assert()
         .success();
     assert!(probe(&silent).audio.is_none());

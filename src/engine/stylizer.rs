@@ -778,9 +778,9 @@ impl<'a> Stylizer<'a> {
                  variation {}, style {:?})",
                 target.size.1,
                 target.size.0,
-                initial_values[1],
-                initial_values[2],
-                &initial_values[3..initial_values.len() - 1]
+                terms[0],
+                terms[1],
+                &terms[2..]
             )));
         }
         // Everything the loop decides, it decides on the device (see `optim`): the host reads

@@ -13,6 +13,11 @@ use stylize_video::engine::vgg::Vgg19;
 use stylize_video::io::image::load;
 use tch::{Device, Tensor};
 
+/// A run's JSON report (`--report`).
+pub fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, FromArgMatches};
-use stylize_video::memory::MemoryUse;
 use stylize_video::progress::Progress;
 use stylize_video::still::stylize_image;
 use stylize_video::video::stylize_video;
@@ -115,7 +114,7 @@ fn still(args: &args::Args) -> stylize_video::Result<()> {
         o.best.total,
         o.stop.describe()
     ));
-    bar.log(&MemoryUse::now(settings.style.device).describe());
+    bar.log(&summary.memory.describe());
     bar.log(&format!("wrote {}", settings.output.display()));
     if let (Some(frames), Some(gif)) = (summary.gif_frames, &settings.gif) {
         bar.log(&format!("wrote {} ({frames} frames)", gif.path.display()));
@@ -168,7 +167,7 @@ fn video(args: &args::Args) -> stylize_video::Result<()> {
                 .join(", ")
         ));
     }
-    bar.log(&MemoryUse::now(settings.style.device).describe());
+    bar.log(&summary.memory.describe());
     bar.log(&format!("wrote {}", settings.output.display()));
     if let Some(report) = &settings.report {
         bar.log(&format!("wrote {}", report.display()));
