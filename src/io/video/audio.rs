@@ -46,8 +46,11 @@ enum Mode {
         encoder: encoder::Audio,
         graph: filter::Graph,
         /// Output time of the next sample, in samples (the encoder's time base); set from the
-        /// first packet's time so that sound that starts late stays in sync.
+        /// first decoded frame's time so that sound that starts late stays in sync.
         samples: Option<i64>,
+        /// The first packet's output time in samples, for a decoder that gives its frames no
+        /// times.
+        first_packet: Option<i64>,
     },
 }
 
@@ -63,6 +66,11 @@ pub(crate) struct Sound {
     done: bool,
     /// A packet read that starts after the time written so far: the next call's first.
     pending: Option<Packet>,
+    /// Whether the output starts with the source (see [`Sound::add`]).
+    from_start: bool,
+    /// Added to every sound packet's time (in the time base it is written from): the codec
+    /// delay that an old Matroska muxer leaves out (see [`matroska_codec_delay`]).
+    delay_fix: i64,
 }
 
 impl Sound {
@@ -111,15 +119,16 @@ impl Sound {
         let copy = unsafe { query(muxer, id) } && copy_is_accepted(&container, &parameters);
         // The trial's refusal (logged) explains nothing that follows.
         super::clear_explanation();
-        let (mode, out_stream, plan) = if copy {
+        let (mode, out_stream, plan, delay_fix) = if copy {
             let mut ost = output
                 .add_stream(encoder::find(codec::Id::None))
                 .map_err(|e| fail("cannot add the sound stream", e))?;
-            ost.set_parameters(parameters);
+            ost.set_parameters(parameters.clone());
             unsafe {
                 (*ost.parameters().as_mut_ptr()).codec_tag = 0;
             }
-            (Mode::Copy, ost.index(), "copied".to_string())
+            let fix = matroska_codec_delay(&container, &parameters, in_time_base);
+            (Mode::Copy, ost.index(), "copied".to_string(), fix)
         } else {
             let target = unsafe { (*muxer).audio_codec };
             let target_id = codec::Id::from(target);
@@ -139,6 +148,9 @@ impl Sound {
             decoder
                 .set_parameters(stream.parameters())
                 .map_err(|e| fail("sound parameters", e))?;
+            // Frames then come out with the packets' times, moved past the samples the codec
+            // drops (Opus's pre-skip, AAC's priming): the first one is the sound's start.
+            decoder.set_packet_time_base(in_time_base);
             let mut ost = output
                 .add_stream(codec)
                 .map_err(|e| fail("cannot add the sound stream", e))?;
@@ -179,6 +191,7 @@ impl Sound {
                 .map_err(|e| fail("cannot open the sound encoder", e))?;
             ost.set_parameters(&enc);
             ost.set_time_base((1, rate));
+            let fix = matroska_codec_delay(&container, &ost.parameters(), Rational::new(1, rate));
             let graph =
                 resampler(&decoder, &enc).map_err(|e| fail("cannot convert the sound", e))?;
             let name = codec.name().to_string();
@@ -188,9 +201,11 @@ impl Sound {
                     encoder: enc,
                     graph,
                     samples: None,
+                    first_packet: None,
                 },
                 ost.index(),
                 format!("re-encoded as {name} (the container cannot hold {id:?})"),
+                fix,
             )
         };
         // Only the main track is carried over: say so when there are others.
@@ -212,6 +227,8 @@ impl Sound {
                 mode,
                 done: false,
                 pending: None,
+                from_start,
+                delay_fix,
             },
             plan,
             lead,
@@ -268,7 +285,11 @@ impl Sound {
             let Some(pts) = packet.pts().or(packet.dts()) else {
                 continue;
             };
-            if pts < self.start {
+            // A packet that starts before the start is left out, unless the output starts with
+            // the source and the packet ends after it: the first packet of a codec with a delay
+            // (Opus) holds the samples its decoder drops, and then sound the output needs.
+            let overlaps = self.from_start && pts + packet.duration() > self.start;
+            if pts < self.start && !overlaps {
                 continue;
             }
             let at = (pts - self.start) as f64 * f64::from(self.in_time_base);
@@ -278,7 +299,7 @@ impl Sound {
             }
             match &mut self.mode {
                 Mode::Copy => {
-                    let shift = |t: Option<i64>| t.map(|t| t - self.start);
+                    let shift = |t: Option<i64>| t.map(|t| t - self.start + self.delay_fix);
                     packet.set_pts(shift(packet.pts()));
                     packet.set_dts(shift(packet.dts()));
                     packet.set_stream(self.out_stream);
@@ -292,10 +313,10 @@ impl Sound {
                 Mode::Encode {
                     decoder,
                     encoder,
-                    samples,
+                    first_packet,
                     ..
                 } => {
-                    samples.get_or_insert((at * f64::from(encoder.rate())).round() as i64);
+                    first_packet.get_or_insert((at * f64::from(encoder.rate())).round() as i64);
                     // Damaged sound packets are skipped.
                     if decoder.send_packet(&packet).is_ok() {
                         self.encode_ready(output, path, false)?;
@@ -314,12 +335,14 @@ impl Sound {
         flushing: bool,
     ) -> Result<()> {
         super::clear_explanation();
-        let out_stream = self.out_stream;
+        let (out_stream, start, in_time_base) = (self.out_stream, self.start, self.in_time_base);
+        let delay_fix = self.delay_fix;
         let Mode::Encode {
             decoder,
             encoder,
             graph,
             samples,
+            first_packet,
         } = &mut self.mode
         else {
             return Ok(());
@@ -327,7 +350,14 @@ impl Sound {
         let fail = |what: &str, e: ffmpeg::Error| video_error(path, what, e);
         let mut decoded = frame::Audio::empty();
         // A damaged sound frame is skipped rather than ending the sound.
+        let rate = f64::from(encoder.rate());
         while super::ready(decoder.receive_frame(&mut decoded)).unwrap_or(false) {
+            if samples.is_none() {
+                let seconds = decoded
+                    .pts()
+                    .map(|pts| (pts - start) as f64 * f64::from(in_time_base));
+                *samples = seconds.map(|s| (s * rate).round() as i64).or(*first_packet);
+            }
             graph
                 .get("in")
                 .expect("made")
@@ -344,7 +374,7 @@ impl Sound {
             write_packets(
                 encoder,
                 output,
-                out_stream,
+                (out_stream, delay_fix),
                 encoder_time_base,
                 out_time_base,
                 path,
@@ -397,10 +427,12 @@ impl Sound {
     }
 }
 
+/// Writes what the encoder has ready into `stream` of `output`, each packet's time moved by
+/// `delay_fix` (in the encoder's time base, `from`).
 fn write_packets(
     encoder: &mut encoder::Audio,
     output: &mut format::context::Output,
-    stream: usize,
+    (stream, delay_fix): (usize, i64),
     from: Rational,
     to: Rational,
     path: &Path,
@@ -410,6 +442,8 @@ fn write_packets(
         .map_err(|e| video_error(path, "the sound encoder failed", e))?
     {
         packet.set_stream(stream);
+        packet.set_pts(packet.pts().map(|t| t + delay_fix));
+        packet.set_dts(packet.dts().map(|t| t + delay_fix));
         packet.rescale_ts(from, to);
         super::clear_explanation();
         packet
@@ -418,6 +452,41 @@ fn write_packets(
     }
     Ok(())
 }
+
+/// The codec delay (in `time_base`) that the Matroska muxer of FFmpeg 5.1 and before leaves out of
+/// an Opus track's times in `container`, else 0. That muxer writes the CodecDelay element but
+/// not the times it implies, and then moves every track later by the delay to keep the first
+/// packet at 0 or after: the picture ends up 7 ms late against the sound, in any player and
+/// once more at every pass (Ladybird's media library corrects such files on reading). Adding
+/// the delay to the sound's times writes what later muxers write.
+fn matroska_codec_delay(
+    container: &str,
+    parameters: &codec::Parameters,
+    time_base: Rational,
+) -> i64 {
+    let old_muxer = unsafe { ffmpeg::ffi::avformat_version() } < FIXED_MATROSKA_MUXER;
+    let (padding, rate) = unsafe {
+        let p = parameters.as_ptr();
+        ((*p).initial_padding, (*p).sample_rate)
+    };
+    let opus = parameters.id() == codec::Id::OPUS;
+    if !(old_muxer && matches!(container, "matroska" | "webm") && opus) || padding <= 0 || rate <= 0
+    {
+        return 0;
+    }
+    unsafe {
+        ffmpeg::ffi::av_rescale_q(
+            i64::from(padding),
+            Rational::new(1, rate).into(),
+            time_base.into(),
+        )
+    }
+}
+
+/// The first libavformat taken to write Opus's codec delay into a Matroska track's times: 59.30
+/// is the last one Ladybird's correction names; FFmpeg 5.1 (59.27, measured) is affected, and
+/// the muxer of today's FFmpeg adds the delay itself.
+const FIXED_MATROSKA_MUXER: u32 = (59 << 16) | (31 << 8);
 
 /// The decoder's channel layout, or the usual one for its channel count when the stream does not
 /// say (PCM in AVI or WAV often does not).
