@@ -402,9 +402,24 @@ fn big_buck_bunny_keeps_its_sound_and_timing() {
     assert!(probe(&silent).audio.is_none());
 }
 
-/// A 2 s clip of 64x36 at 24 fps made by the ffmpeg tool, with sound in `codec` (48 kHz) that is
-/// silent for 1 s and then a 1 kHz tone.
-fn tone_after_one_second(path: &Path, codec: &str) {
+/// One channel, with the tone (see [`tone_after_one_second`]).
+const MONO: (&str, usize, usize) = ("mono", 1, 0);
+
+/// A 2 s clip of 64x36 at 24 fps made by the ffmpeg tool, with sound in `codec` that is silent
+/// for 1 s and then a 1 kHz tone, at `rate` Hz: `channels` names ffmpeg's layout, its number of
+/// channels and the one (from 0) with the tone.
+fn tone_after_one_second(path: &Path, codec: &str, rate: u32, channels: (&str, usize, usize)) {
+    let (layout, count, tone_in) = channels;
+    let sound: Vec<&str> = (0..count)
+        .map(|c| {
+            if c == tone_in {
+                "if(gte(t,1),sin(2*PI*1000*t),0)"
+            } else {
+                "0"
+            }
+        })
+        .collect();
+    let source = format!("aevalsrc='{}':s={rate}:d=2:c={layout}", sound.join("|"));
     ffmpeg_cli(&[
         "-f",
         "lavfi",
@@ -413,7 +428,7 @@ fn tone_after_one_second(path: &Path, codec: &str) {
         "-f",
         "lavfi",
         "-i",
-        "aevalsrc='if(gte(t,1),sin(2*PI*1000*t),0)':s=48000:d=2",
+        &source,
         "-c:v",
         "libx264",
         "-pix_fmt",
@@ -426,12 +441,13 @@ fn tone_after_one_second(path: &Path, codec: &str) {
 
 /// Seconds from the first frame to the tone, as ffmpeg's tool plays the file: the sound
 /// decoded (its codec's delay dropped) at the times the file gives it, to the first sample
-/// above -30 dB (silencedetect's end of silence).
+/// above -20 dB (silencedetect's end of silence; at -30 dB Opus's pre-echo in surround comes
+/// 2 ms ahead of the tone).
 fn tone_after_first_frame(path: &Path) -> f64 {
     let run = Process::new("ffmpeg")
         .args(["-nostats", "-copyts", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-af", "silencedetect=n=-30dB:d=0.05"])
+        .args(["-map", "0:a:0", "-af", "silencedetect=n=-20dB:d=0.05"])
         .args(["-f", "null", "-"])
         .output()
         .expect("the ffmpeg tool (make test installs it)");
@@ -453,18 +469,22 @@ fn sound_stays_on_its_picture_to_the_millisecond() {
     // muxer), and where sound with a codec delay was encoded again (it was placed by its
     // packets' times, before the samples its decoder drops).
     let dir = tempfile::tempdir().unwrap();
-    let source = |name: &str, codec: &str| {
+    let source = |name: &str, codec: &str, rate: u32| {
         let path = dir.path().join(name);
-        tone_after_one_second(&path, codec);
+        tone_after_one_second(&path, codec, rate, MONO);
         path
     };
-    let aac = source("aac.mp4", "aac");
-    let opus_mp4 = source("opus.mp4", "libopus");
+    let aac = source("aac.mp4", "aac", 48000);
+    let opus_mp4 = source("opus.mp4", "libopus", 48000);
     // ffmpeg 5.1's tool writes this one's picture 7 ms late (the muxer fault above): copying
     // or encoding again keeps what it holds, neither mending nor adding to it.
-    let opus_mkv = source("opus.mkv", "libopus");
-    let cases: [(&Path, &str, &[&str], &str); 6] = [
+    let opus_mkv = source("opus.mkv", "libopus", 48000);
+    // Opus was encoded at 8 kHz from it, and FFmpeg 5.1 wrote its codec delay too short (as if
+    // at 48 kHz): 5.8 ms late.
+    let narrow = source("8khz.mp4", "aac", 8000);
+    let cases: [(&Path, &str, &[&str], &str); 7] = [
         (&aac, "aac.webm", &[], "re-encoded as libopus"),
+        (&narrow, "8khz.webm", &[], "re-encoded as libopus"),
         (&aac, "aac.mkv", &[], "sound copied"),
         (&opus_mp4, "opus.webm", &[], "sound copied"),
         (&opus_mkv, "opus.mov", &[], "re-encoded as aac"),
@@ -503,6 +523,60 @@ fn sound_stays_on_its_picture_to_the_millisecond() {
             );
         }
     }
+}
+
+/// The RMS level (dB) of each channel of `path`'s sound, as ffmpeg's tool decodes it.
+fn channel_levels(path: &Path) -> Vec<f64> {
+    let run = Process::new("ffmpeg")
+        .arg("-i")
+        .arg(path)
+        .args(["-map", "0:a:0", "-af"])
+        .arg("astats=measure_overall=none:measure_perchannel=RMS_level")
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("the ffmpeg tool (make test installs it)");
+    String::from_utf8_lossy(&run.stderr)
+        .lines()
+        .filter_map(|l| l.split("RMS level dB: ").nth(1))
+        .map(|v| v.trim().parse().unwrap_or(f64::NEG_INFINITY))
+        .collect()
+}
+
+#[test]
+fn surround_with_side_channels_becomes_opus_with_every_channel_in_place() {
+    // AC-3 5.1 (side), as on most films, into WebM: libopus takes 5.1 only with back channels,
+    // and it was refused ("Invalid channel layout 5.1(side)"); the side channels now go to the
+    // back ones, each sound where it was.
+    let dir = tempfile::tempdir().unwrap();
+    let ac3 = dir.path().join("side.mkv");
+    // FL FR FC LFE SL SR, the tone in the left side channel.
+    tone_after_one_second(&ac3, "ac3", 48000, ("5.1(side)", 6, 4));
+    let out = dir.path().join("side.webm");
+    let log = success_log(&mut sound_and_timing(&ac3, &out));
+    assert!(log.contains("re-encoded as libopus"), "{log}");
+    assert_eq!(probe(&out).audio.expect("sound").0, "opus");
+    // FL FR FC LFE BL BR: only the back left channel holds the tone (a full sine: -3 dB RMS
+    // over its half of the clip, -6 dB over the whole).
+    let levels = channel_levels(&out);
+    assert_eq!(levels.len(), 6, "{levels:?}");
+    for (channel, level) in levels.iter().enumerate() {
+        if channel == 4 {
+            assert!(
+                (level + 6.0).abs() < 1.0,
+                "back left at {level} dB: {levels:?}"
+            );
+        } else {
+            assert!(
+                *level < -60.0,
+                "channel {channel} at {level} dB: {levels:?}"
+            );
+        }
+    }
+    let (before, after) = (tone_after_first_frame(&ac3), tone_after_first_frame(&out));
+    assert!(
+        (after - before).abs() < 0.0015,
+        "{after} s against {before} s"
+    );
 }
 
 #[test]

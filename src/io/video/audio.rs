@@ -158,12 +158,17 @@ impl Sound {
                 .encoder()
                 .audio()
                 .map_err(|e| fail("cannot set up the sound encoder", e))?;
+            let channels = layout_of(&decoder).channels();
             let layout = audio
                 .channel_layouts()
-                .map(|l| l.best(layout_of(&decoder).channels()))
+                .map(|l| l.best(channels))
+                .or_else(|| opus_layout(target_id, channels))
                 .unwrap_or_else(|| layout_of(&decoder));
             let rate = audio
                 .rates()
+                // Opus at 48 kHz: encoded at a lower rate, its codec delay is written short in
+                // Matroska by FFmpeg 5.1 (counted at 48 kHz) and the sound came up to 5.8 ms late.
+                .filter(|_| target_id != codec::Id::OPUS)
                 .map(|mut r| {
                     let all: Vec<i32> = r.by_ref().collect();
                     if all.contains(&(decoder.rate() as i32)) {
@@ -172,7 +177,11 @@ impl Sound {
                         all.iter().copied().max().unwrap_or(48000)
                     }
                 })
-                .unwrap_or(decoder.rate() as i32);
+                .unwrap_or(if target_id == codec::Id::OPUS {
+                    48000
+                } else {
+                    decoder.rate() as i32
+                });
             let sample_format = audio
                 .formats()
                 .and_then(|mut f| f.next())
@@ -487,6 +496,25 @@ fn matroska_codec_delay(
 /// is the last one Ladybird's correction names; FFmpeg 5.1 (59.27, measured) is affected, and
 /// the muxer of today's FFmpeg adds the delay itself.
 const FIXED_MATROSKA_MUXER: u32 = (59 << 16) | (31 << 8);
+
+/// The layout Opus takes for `channels` (Vorbis's channel order, which libopus requires of more
+/// than two; it refused 5.1 with side channels, as in most AC-3), for codec `id`; None for
+/// other codecs or more than eight channels.
+fn opus_layout(id: codec::Id, channels: i32) -> Option<ffmpeg::ChannelLayout> {
+    use ffmpeg::ChannelLayout as L;
+    let layout = match channels {
+        1 => L::MONO,
+        2 => L::STEREO,
+        3 => L::SURROUND,
+        4 => L::QUAD,
+        5 => L::_5POINT0_BACK,
+        6 => L::_5POINT1_BACK,
+        7 => L::_6POINT1,
+        8 => L::_7POINT1,
+        _ => return None,
+    };
+    (id == codec::Id::OPUS).then_some(layout)
+}
 
 /// The decoder's channel layout, or the usual one for its channel count when the stream does not
 /// say (PCM in AVI or WAV often does not).
