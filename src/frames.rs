@@ -89,6 +89,9 @@ pub struct SourceInfo {
     pub numbers: Vec<u64>,
     /// A line for logs ("h264 1280x720 25 fps, aac audio").
     pub description: String,
+    /// The source's SMPTE timecode at its first frame ("01:00:00:00"; ";" before the frames
+    /// for drop-frame), which a video output carries on from its own first frame.
+    pub timecode: Option<String>,
 }
 
 impl SourceInfo {

@@ -449,6 +449,7 @@ fn open_sink(
             start_pts: first.pts,
             whole: settings.range.start == 0 && settings.range.end.is_none(),
             from_start: settings.range.start == 0,
+            first_index: first.index,
         };
         let (sink, plan) = VideoSink::create(&target, &settings.encode)?;
         let mut notes = plan.notes;

@@ -1212,9 +1212,40 @@ fn broken_and_unusable_videos_fail_with_a_clear_message() {
         "copy",
         sound.to_str().unwrap(),
     ]);
+    // An MP3 with cover art: ffmpeg lists the picture as a one-frame video stream, which was
+    // painted into a video of one frame lasting 11 microseconds.
+    let cover = d.join("cover.png");
+    image::RgbImage::from_pixel(64, 64, image::Rgb([200, 120, 40]))
+        .save(&cover)
+        .unwrap();
+    let song = d.join("song.mp3");
+    ffmpeg_cli(&[
+        "-i",
+        sound.to_str().unwrap(),
+        "-i",
+        cover.to_str().unwrap(),
+        "-map",
+        "0:a",
+        "-map",
+        "1",
+        "-t",
+        "1",
+        "-c:a",
+        "libmp3lame",
+        "-c:v",
+        "png",
+        "-disposition:v",
+        "attached_pic",
+        song.to_str().unwrap(),
+    ]);
     let out = d.join("out.mp4");
     let cases: Vec<(PathBuf, Vec<&str>, Vec<&str>)> = vec![
         (text.clone(), vec![], vec!["notes.mp4", "not a video"]),
+        (
+            song.clone(),
+            vec![],
+            vec!["song.mp3", "only a cover picture", "cover.png"],
+        ),
         (
             d.join("missing.mp4"),
             vec![],
@@ -1273,6 +1304,89 @@ fn broken_and_unusable_videos_fail_with_a_clear_message() {
             .clone(),
     );
     assert!(log.contains("/proc/out.mp4"), "{log}");
+}
+
+/// Every timecode a file holds, as ffmpeg's tool reads them: the video stream's tag, a timecode
+/// track's, the file's.
+fn timecodes(path: &Path) -> Vec<String> {
+    let run = Process::new("ffprobe")
+        .args(["-v", "error", "-show_entries"])
+        .args(["stream=codec_type:stream_tags=timecode:format_tags=timecode"])
+        .args(["-of", "compact"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (make test installs it)");
+    String::from_utf8_lossy(&run.stdout)
+        .split(['|', '\n'])
+        .filter_map(|field| {
+            let (key, value) = field.split_once('=')?;
+            key.eq_ignore_ascii_case("tag:timecode")
+                .then(|| value.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_source_s_timecode_carries_on_from_the_first_frame_written() {
+    // Editors lay a rendered shot over the original by its timecode: it was left out.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = d.join("shot.mov");
+    let bbb = clip("bigbuckbunny.mp4");
+    ffmpeg_cli(&[
+        "-i",
+        bbb.to_str().unwrap(),
+        "-t",
+        "2",
+        "-c",
+        "copy",
+        "-timecode",
+        "01:00:00:00",
+        source.to_str().unwrap(),
+    ]);
+    assert_eq!(timecodes(&source), ["01:00:00:00", "01:00:00:00"]);
+    // QuickTime and MP4 as a timecode track (and the video stream's tag, as ffmpeg reads it),
+    // Matroska as a tag; a range starts it at its first frame (25 fps: frame 12 is 12 frames
+    // on, 30 is 1 s and 5 frames).
+    let cases: [(&Path, &str, &str, [&str; 2]); 4] = [
+        (&source, "all.mov", ":3", ["01:00:00:00", "01:00:00:00"]),
+        (&source, "part.mp4", "12:15", ["01:00:00:12", "01:00:00:12"]),
+        (&source, "part.mkv", "30:33", ["01:00:01:05", ""]),
+        (
+            &d.join("part.mkv"),
+            "again.mov",
+            "2:4",
+            ["01:00:01:07", "01:00:01:07"],
+        ),
+    ];
+    for (input, name, range, expected) in cases {
+        let out = d.join(name);
+        sound_and_timing(input, &out)
+            .args(["--frames", range])
+            .assert()
+            .success();
+        let expected: Vec<&str> = expected.into_iter().filter(|t| !t.is_empty()).collect();
+        assert_eq!(timecodes(&out), expected, "{name}");
+    }
+    // Drop-frame timecode at 29.97 fps skips frames 0 and 1 of each minute but every tenth.
+    let ntsc = d.join("ntsc.mov");
+    ffmpeg_cli(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x36:rate=30000/1001:duration=0.5",
+        "-c:v",
+        "libx264",
+        "-timecode",
+        "00:00:59;28",
+        ntsc.to_str().unwrap(),
+    ]);
+    let out = d.join("ntsc-part.mov");
+    sound_and_timing(&ntsc, &out)
+        .args(["--frames", "3:5"])
+        .assert()
+        .success();
+    assert_eq!(timecodes(&out), ["00:01:00;03", "00:01:00;03"]);
 }
 
 #[test]

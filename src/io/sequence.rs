@@ -334,6 +334,7 @@ impl SequenceSource {
             sample_aspect_ratio: Ratio::new(1, 1),
             rotation: 0,
             has_audio: false,
+            timecode: None,
             first_number: files[0].0,
             numbers: files.iter().map(|(n, _)| *n).collect(),
             description: format!(

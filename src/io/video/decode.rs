@@ -70,10 +70,7 @@ impl VideoSource {
         })?;
         // What opening logged is no explanation of what follows.
         super::clear_explanation();
-        let stream = input
-            .streams()
-            .best(media::Type::Video)
-            .ok_or_else(|| Error::video(path, "has no video stream"))?;
+        let stream = video_stream(&input, path)?;
         let index = stream.index();
         let mut context = codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| video_error(path, "cannot read the video stream's parameters", e))?;
@@ -203,6 +200,7 @@ impl VideoSource {
                 sample_aspect_ratio: sar,
                 rotation,
                 has_audio: audio.is_some(),
+                timecode: timecode_of(&input, &stream),
                 first_number: 0,
                 numbers: Vec::new(),
                 description,
@@ -382,4 +380,48 @@ impl FrameSource for VideoSource {
         }
         w
     }
+}
+
+/// The video stream to paint: the best one that is not a cover picture attached to sound (an MP3's
+/// or M4A's artwork, which ffmpeg lists as a one-frame video stream).
+fn video_stream<'a>(
+    input: &'a format::context::Input,
+    path: &Path,
+) -> Result<format::stream::Stream<'a>> {
+    let cover = |s: &format::stream::Stream| {
+        s.disposition()
+            .contains(format::stream::Disposition::ATTACHED_PIC)
+    };
+    let best = input
+        .streams()
+        .best(media::Type::Video)
+        .ok_or_else(|| Error::video(path, "has no video stream"))?;
+    if !cover(&best) {
+        return Ok(best);
+    }
+    input
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Video && !cover(s))
+        .max_by_key(|s| s.frames())
+        .ok_or_else(|| {
+            Error::video(
+                path,
+                "has no video stream, only a cover picture attached to its sound: to paint the \
+                 picture, take it out (ffmpeg -i IN -an -frames:v 1 cover.png) and give that",
+            )
+        })
+}
+
+/// The source's timecode at its first frame: the video stream's, else a timecode track's
+/// (QuickTime's tmcd), else the file's (MXF).
+fn timecode_of(input: &format::context::Input, video: &format::stream::Stream) -> Option<String> {
+    let tagged = |metadata: ffmpeg::DictionaryRef| metadata.get("timecode").map(str::to_string);
+    tagged(video.metadata())
+        .or_else(|| {
+            input
+                .streams()
+                .filter(|s| s.parameters().medium() == media::Type::Data)
+                .find_map(|s| tagged(s.metadata()))
+        })
+        .or_else(|| tagged(input.metadata()))
 }

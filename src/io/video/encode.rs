@@ -451,6 +451,9 @@ pub struct Target<'a> {
     /// Whether the output starts with the source's first frame: then sound that starts before
     /// it is kept, and the picture starts that much later, as in the source.
     pub from_start: bool,
+    /// Position of the first frame written in the source (from 0), which the source's timecode
+    /// moves on by.
+    pub first_index: usize,
 }
 
 impl VideoSink {
@@ -465,6 +468,7 @@ impl VideoSink {
             start_pts,
             whole,
             from_start,
+            first_index,
         } = *target;
         init();
         super::clear_explanation();
@@ -594,6 +598,22 @@ impl VideoSink {
                 (*par).codec_tag = u32::from_le_bytes(*b"hvc1");
             }
             (*ost.as_mut_ptr()).sample_aspect_ratio = rational(info.sample_aspect_ratio).into();
+        }
+        // The source's timecode, from the first frame written: QuickTime and MP4 muxers make a
+        // timecode track of it, Matroska a tag, MXF its own.
+        if let Some(source) = &info.timecode {
+            match super::timecode::advanced(source, info.frame_rate, first_index) {
+                Some(timecode) => {
+                    let mut metadata = ffmpeg::Dictionary::new();
+                    metadata.set("timecode", &timecode);
+                    ost.set_metadata(metadata);
+                }
+                None => notes.push(format!(
+                    "the source's timecode {source} is not carried over: ffmpeg cannot count it \
+                     at {:.3} fps",
+                    info.frame_rate.as_f64()
+                )),
+            }
         }
 
         let mut audio_plan = "none".to_string();

@@ -4,6 +4,7 @@
 mod audio;
 pub mod decode;
 pub mod encode;
+mod timecode;
 mod timing;
 
 use std::path::Path;
