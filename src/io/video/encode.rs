@@ -599,8 +599,8 @@ impl VideoSink {
             }
             (*ost.as_mut_ptr()).sample_aspect_ratio = rational(info.sample_aspect_ratio).into();
         }
-        // The source's timecode, from the first frame written: QuickTime and MP4 muxers make a
-        // timecode track of it, Matroska a tag, MXF its own.
+        // The source's timecode, from the first frame written: the QuickTime and MP4 muxers
+        // make a timecode track of it, the Matroska one a tag.
         if let Some(source) = &info.timecode {
             match super::timecode::advanced(source, info.frame_rate, first_index) {
                 Some(timecode) => {
