@@ -69,17 +69,15 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
         dir.path().join("anim.gif"),
         dir.path().join("report.json"),
     );
-    let assert = on_frame()
-        .args(["--size", "64", "--iterations", "200", "--init", "noise"])
-        .args(["--gif-every", "20"])
-        .arg("-o")
-        .arg(&out)
-        .arg("--gif")
-        .arg(&gif)
-        .arg("--report")
-        .arg(&json)
-        .assert()
-        .success();
+    let (assert, _) = run_with_report(
+        on_frame()
+            .args(["--size", "64", "--iterations", "200", "--init", "noise"])
+            .args(["--gif-every", "20"])
+            .arg("--gif")
+            .arg(&gif),
+        &out,
+        &json,
+    );
     let stderr = stderr_of(&assert);
     assert!(
         stderr.contains("wrote") && stderr.contains("11 frames"),
@@ -230,19 +228,17 @@ fn a_painting_of_several_pictures_uses_its_first_and_says_so() {
     let animation = gif_of(dir.path(), "moving.gif", 3);
     // The start's losses: the style term depends on the painting alone.
     let losses = |style: &Path, extra: &[&str]| {
-        let run = stylize()
-            .arg(frame())
-            .arg("--style")
-            .arg(style)
-            .args(["--size", "64", "--iterations", "0", "--overwrite"])
-            .args(extra)
-            .arg("-o")
-            .arg(&out)
-            .arg("--report")
-            .arg(&json)
-            .assert()
-            .success();
-        (stderr_of(&run), report(&json))
+        let (run, r) = run_with_report(
+            stylize()
+                .arg(frame())
+                .arg("--style")
+                .arg(style)
+                .args(["--size", "64", "--iterations", "0", "--overwrite"])
+                .args(extra),
+            &out,
+            &json,
+        );
+        (stderr_of(&run), r)
     };
     let (_, single) = losses(&cmyk_jpeg().1, &[]);
     assert_eq!(single["warnings"], serde_json::json!([]));
@@ -275,17 +271,14 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
     let (out, json) = (dir.path().join("start.png"), dir.path().join("r.json"));
     // One zero-iteration run with `flags`: its log and its report.
     let start = |flags: &[&str]| {
-        let run = on_frame()
-            .args(["--size", "64", "--iterations", "0", "--overwrite"])
-            .args(flags)
-            .arg("-o")
-            .arg(&out)
-            .arg("--report")
-            .arg(&json)
-            .assert()
-            .success();
-        let log = stderr_of(&run);
-        (log, report(&json))
+        let (run, r) = run_with_report(
+            on_frame()
+                .args(["--size", "64", "--iterations", "0", "--overwrite"])
+                .args(flags),
+            &out,
+            &json,
+        );
+        (stderr_of(&run), r)
     };
     let (_, r) = start(&[]);
     let written = image::open(&out).unwrap().to_rgb8();
@@ -334,30 +327,27 @@ fn same_size_images_are_not_resized() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let reference = root().join("tests/reference");
-    stylize()
-        .arg(reference.join("content-128x72.png"))
-        .arg("--style")
-        .arg(reference.join("style-128x100.png"))
-        .args([
-            "--size",
-            "128",
-            "--iterations",
-            "0",
-            "--gram-scale",
-            "paper",
-        ])
-        .args([
-            "--content-weight",
-            &(128.0 * 72.0 / (512.0 * 512.0)).to_string(),
-        ])
-        .args(["--style-weight", "1000", "--pooling", "max"])
-        .arg("-o")
-        .arg(dir.path().join("o.png"))
-        .arg("--report")
-        .arg(&json)
-        .assert()
-        .success();
-    let r = report(&json);
+    let (_, r) = run_with_report(
+        stylize()
+            .arg(reference.join("content-128x72.png"))
+            .arg("--style")
+            .arg(reference.join("style-128x100.png"))
+            .args([
+                "--size",
+                "128",
+                "--iterations",
+                "0",
+                "--gram-scale",
+                "paper",
+            ])
+            .args([
+                "--content-weight",
+                &(128.0 * 72.0 / (512.0 * 512.0)).to_string(),
+            ])
+            .args(["--style-weight", "1000", "--pooling", "max"]),
+        &dir.path().join("o.png"),
+        &json,
+    );
     let initial = &r["frames"][0]["initial"];
     // The max-pooling, x = content case of gatys-losses.json.
     let want = 41313846767322.086;
@@ -1411,16 +1401,13 @@ fn quality_presets_set_the_iterations_that_flags_leave_unsaid() {
     let dir = tempfile::tempdir().unwrap();
     let run = |flags: &[&str]| {
         let (out, json) = (dir.path().join("q.png"), dir.path().join("q.json"));
-        on_frame()
-            .args(["--size", "32", "--overwrite", "-q"])
-            .args(flags)
-            .arg("-o")
-            .arg(&out)
-            .arg("--report")
-            .arg(&json)
-            .assert()
-            .success();
-        let r = report(&json);
+        let (_, r) = run_with_report(
+            on_frame()
+                .args(["--size", "32", "--overwrite", "-q"])
+                .args(flags),
+            &out,
+            &json,
+        );
         (
             r["settings"]["iterations"].as_u64().unwrap(),
             r["frames"][0]["iterations"].as_u64().unwrap(),

@@ -147,27 +147,24 @@ fn flow_warm_starts_move_the_painted_texture_with_the_picture() {
     for start in ["flow", "previous"] {
         let out = dir.path().join(start);
         let json = dir.path().join(format!("{start}.json"));
-        Command::cargo_bin("stylize-video")
-            .unwrap()
-            .arg(&input)
-            .arg("--style")
-            .arg(van_gogh())
-            .args([
-                "--size",
-                "96",
-                "--first-frame-iterations",
-                "20",
-                "--iterations",
-                "4",
-            ])
-            .args(["--warm-start", start])
-            .arg("-o")
-            .arg(out.join("%05d.png"))
-            .arg("--report")
-            .arg(&json)
-            .assert()
-            .success();
-        let r = report(&json);
+        let (_, r) = run_with_report(
+            Command::cargo_bin("stylize-video")
+                .unwrap()
+                .arg(&input)
+                .arg("--style")
+                .arg(van_gogh())
+                .args([
+                    "--size",
+                    "96",
+                    "--first-frame-iterations",
+                    "20",
+                    "--iterations",
+                    "4",
+                ])
+                .args(["--warm-start", start]),
+            &out.join("%05d.png"),
+            &json,
+        );
         assert_eq!(r["settings"]["warm_start"], start);
         // Both estimate the flow: to move the previous result, or only to tell shot cuts.
         let flow_seconds = r["totals"]["flow_seconds"].as_f64().unwrap();

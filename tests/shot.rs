@@ -81,22 +81,19 @@ fn a_new_shot_starts_cold() {
     let mut cuts = Vec::new();
     for threshold in ["14", "0"] {
         let json = dir.path().join(format!("{threshold}.json"));
-        let assert = Command::cargo_bin("stylize-video")
-            .unwrap()
-            .arg(root().join("samples/video/bikes.mp4"))
-            .arg("--style")
-            .arg(van_gogh())
-            .args(["--size", "96", "--frames", "27:33"])
-            .args(["--first-frame-iterations", "12", "--iterations", "4"])
-            .args(["--cut-threshold", threshold])
-            .arg("-o")
-            .arg(dir.path().join(threshold).join("%05d.png"))
-            .arg("--report")
-            .arg(&json)
-            .assert()
-            .success();
+        let (assert, r) = run_with_report(
+            Command::cargo_bin("stylize-video")
+                .unwrap()
+                .arg(root().join("samples/video/bikes.mp4"))
+                .arg("--style")
+                .arg(van_gogh())
+                .args(["--size", "96", "--frames", "27:33"])
+                .args(["--first-frame-iterations", "12", "--iterations", "4"])
+                .args(["--cut-threshold", threshold]),
+            &dir.path().join(threshold).join("%05d.png"),
+            &json,
+        );
         let log = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
-        let r = report(&json);
         assert_eq!(
             r["settings"]["cut_threshold"].as_f64(),
             Some(threshold.parse().unwrap())

@@ -444,14 +444,7 @@ fn tone_after_one_second(path: &Path, codec: &str, rate: u32, channels: (&str, u
 /// above -20 dB (silencedetect's end of silence; at -30 dB Opus's pre-echo in surround comes
 /// 2 ms ahead of the tone).
 fn tone_after_first_frame(path: &Path) -> f64 {
-    let run = Process::new("ffmpeg")
-        .args(["-nostats", "-copyts", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-af", "silencedetect=n=-20dB:d=0.05"])
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("the ffmpeg tool (make test installs it)");
-    let log = String::from_utf8_lossy(&run.stderr);
+    let log = sound_through(path, "silencedetect=n=-20dB:d=0.05");
     let tone: f64 = log
         .split("silence_end: ")
         .nth(1)
@@ -525,21 +518,28 @@ fn sound_stays_on_its_picture_to_the_millisecond() {
     }
 }
 
-/// The RMS level (dB) of each channel of `path`'s sound, as ffmpeg's tool decodes it.
-fn channel_levels(path: &Path) -> Vec<f64> {
+/// What ffmpeg's tool logs of `path`'s sound, decoded at the times the file gives it and passed
+/// through the measuring `filter`.
+fn sound_through(path: &Path, filter: &str) -> String {
     let run = Process::new("ffmpeg")
-        .arg("-i")
+        .args(["-nostats", "-copyts", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-af"])
-        .arg("astats=measure_overall=none:measure_perchannel=RMS_level")
-        .args(["-f", "null", "-"])
+        .args(["-map", "0:a:0", "-af", filter, "-f", "null", "-"])
         .output()
         .expect("the ffmpeg tool (make test installs it)");
-    String::from_utf8_lossy(&run.stderr)
-        .lines()
-        .filter_map(|l| l.split("RMS level dB: ").nth(1))
-        .map(|v| v.trim().parse().unwrap_or(f64::NEG_INFINITY))
-        .collect()
+    String::from_utf8_lossy(&run.stderr).into_owned()
+}
+
+/// The RMS level (dB) of each channel of `path`'s sound, as ffmpeg's tool decodes it.
+fn channel_levels(path: &Path) -> Vec<f64> {
+    sound_through(
+        path,
+        "astats=measure_overall=none:measure_perchannel=RMS_level",
+    )
+    .lines()
+    .filter_map(|l| l.split("RMS level dB: ").nth(1))
+    .map(|v| v.trim().parse().unwrap_or(f64::NEG_INFINITY))
+    .collect()
 }
 
 #[test]
@@ -1888,20 +1888,17 @@ fn quality_presets_set_each_kind_of_frame_s_iterations() {
     let dir = tempfile::tempdir().unwrap();
     let run = |flags: &[&str]| {
         let (out, json) = (dir.path().join("q.mkv"), dir.path().join("q.json"));
-        Command::cargo_bin("stylize-video")
-            .unwrap()
-            .arg(clip("bigbuckbunny.mp4"))
-            .arg("--style")
-            .arg(van_gogh())
-            .args(["--size", "32", "--frames", ":3", "--overwrite", "-q"])
-            .args(flags)
-            .arg("-o")
-            .arg(&out)
-            .arg("--report")
-            .arg(&json)
-            .assert()
-            .success();
-        let r = report(&json);
+        let (_, r) = run_with_report(
+            Command::cargo_bin("stylize-video")
+                .unwrap()
+                .arg(clip("bigbuckbunny.mp4"))
+                .arg("--style")
+                .arg(van_gogh())
+                .args(["--size", "32", "--frames", ":3", "--overwrite", "-q"])
+                .args(flags),
+            &out,
+            &json,
+        );
         let settings = (
             r["settings"]["first_frame_iterations"].as_u64().unwrap(),
             r["settings"]["iterations"].as_u64().unwrap(),

@@ -18,6 +18,23 @@ pub fn report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Runs `command` with `-o out --report json`, asserts that it succeeded, and returns the run
+/// and its report.
+pub fn run_with_report(
+    command: &mut assert_cmd::Command,
+    out: &Path,
+    json: &Path,
+) -> (assert_cmd::assert::Assert, serde_json::Value) {
+    let run = command
+        .arg("-o")
+        .arg(out)
+        .arg("--report")
+        .arg(json)
+        .assert()
+        .success();
+    (run, report(json))
+}
+
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

@@ -96,12 +96,11 @@ impl Sound {
         // priming where no edit list hides it), which players drop: it is no lead.
         let first = stream.start_time();
         let sound_start = (first != ffmpeg::ffi::AV_NOPTS_VALUE)
-            .then(|| (first as f64 * f64::from(in_time_base)).max(0.0))
+            .then(|| to_seconds(first, in_time_base).max(0.0))
             .filter(|s| from_start && start_seconds - s >= MIN_LEAD_SECONDS);
-        let in_units = |seconds: f64| (seconds / f64::from(in_time_base)).round() as i64;
         let (start, lead) = match sound_start {
-            Some(seconds) => (in_units(seconds), start_seconds - seconds),
-            None => (in_units(start_seconds), 0.0),
+            Some(sound) => (to_units(sound, in_time_base), start_seconds - sound),
+            None => (to_units(start_seconds, in_time_base), 0.0),
         };
         let tracks = source
             .streams()
@@ -158,30 +157,30 @@ impl Sound {
                 .encoder()
                 .audio()
                 .map_err(|e| fail("cannot set up the sound encoder", e))?;
+            let opus = target_id == codec::Id::OPUS;
             let channels = layout_of(&decoder).channels();
             let layout = audio
                 .channel_layouts()
                 .map(|l| l.best(channels))
-                .or_else(|| opus_layout(target_id, channels))
+                .or_else(|| opus_layout(channels).filter(|_| opus))
                 .unwrap_or_else(|| layout_of(&decoder));
-            let rate = audio
-                .rates()
-                // Opus at 48 kHz: encoded at a lower rate, its codec delay is written short in
-                // Matroska by FFmpeg 5.1 (counted at 48 kHz) and the sound came up to 5.8 ms late.
-                .filter(|_| target_id != codec::Id::OPUS)
-                .map(|mut r| {
-                    let all: Vec<i32> = r.by_ref().collect();
-                    if all.contains(&(decoder.rate() as i32)) {
-                        decoder.rate() as i32
-                    } else {
-                        all.iter().copied().max().unwrap_or(48000)
-                    }
-                })
-                .unwrap_or(if target_id == codec::Id::OPUS {
-                    48000
-                } else {
-                    decoder.rate() as i32
-                });
+            // Opus at 48 kHz: encoded at a lower rate, its codec delay is written short in
+            // Matroska by FFmpeg 5.1 (counted at 48 kHz) and the sound came up to 5.8 ms late.
+            let rate = if opus {
+                48000
+            } else {
+                audio
+                    .rates()
+                    .map(|mut r| {
+                        let all: Vec<i32> = r.by_ref().collect();
+                        if all.contains(&(decoder.rate() as i32)) {
+                            decoder.rate() as i32
+                        } else {
+                            all.iter().copied().max().unwrap_or(48000)
+                        }
+                    })
+                    .unwrap_or(decoder.rate() as i32)
+            };
             let sample_format = audio
                 .formats()
                 .and_then(|mut f| f.next())
@@ -247,7 +246,7 @@ impl Sound {
     /// Moves the source time that becomes 0 by `seconds` (later when positive): where the
     /// picture's lead was rounded to the encoder's unit, the sound follows it.
     pub fn move_start(&mut self, seconds: f64) {
-        self.start += (seconds / f64::from(self.in_time_base)).round() as i64;
+        self.start += to_units(seconds, self.in_time_base);
     }
 
     /// Writes the sound that starts before `seconds` of output time (its last packet may end
@@ -301,7 +300,7 @@ impl Sound {
             if pts < self.start && !overlaps {
                 continue;
             }
-            let at = (pts - self.start) as f64 * f64::from(self.in_time_base);
+            let at = to_seconds(pts - self.start, self.in_time_base);
             if at >= seconds {
                 self.pending = Some(packet);
                 break;
@@ -362,10 +361,10 @@ impl Sound {
         let rate = f64::from(encoder.rate());
         while super::ready(decoder.receive_frame(&mut decoded)).unwrap_or(false) {
             if samples.is_none() {
-                let seconds = decoded
+                let time = decoded
                     .pts()
-                    .map(|pts| (pts - start) as f64 * f64::from(in_time_base));
-                *samples = seconds.map(|s| (s * rate).round() as i64).or(*first_packet);
+                    .map(|pts| to_seconds(pts - start, in_time_base));
+                *samples = time.map(|s| (s * rate).round() as i64).or(*first_packet);
             }
             graph
                 .get("in")
@@ -436,6 +435,16 @@ impl Sound {
     }
 }
 
+/// `time` in `time_base` units, in seconds.
+fn to_seconds(time: i64, time_base: Rational) -> f64 {
+    time as f64 * f64::from(time_base)
+}
+
+/// `seconds` in the nearest whole number of `time_base` units.
+fn to_units(seconds: f64, time_base: Rational) -> i64 {
+    (seconds / f64::from(time_base)).round() as i64
+}
+
 /// Writes what the encoder has ready into `stream` of `output`, each packet's time moved by
 /// `delay_fix` (in the encoder's time base, `from`).
 fn write_packets(
@@ -498,11 +507,10 @@ fn matroska_codec_delay(
 const FIXED_MATROSKA_MUXER: u32 = (59 << 16) | (31 << 8);
 
 /// The layout Opus takes for `channels` (Vorbis's channel order, which libopus requires of more
-/// than two; it refused 5.1 with side channels, as in most AC-3), for codec `id`; None for
-/// other codecs or more than eight channels.
-fn opus_layout(id: codec::Id, channels: i32) -> Option<ffmpeg::ChannelLayout> {
+/// than two; it refused 5.1 with side channels, as in most AC-3); None beyond eight.
+fn opus_layout(channels: i32) -> Option<ffmpeg::ChannelLayout> {
     use ffmpeg::ChannelLayout as L;
-    let layout = match channels {
+    Some(match channels {
         1 => L::MONO,
         2 => L::STEREO,
         3 => L::SURROUND,
@@ -512,8 +520,7 @@ fn opus_layout(id: codec::Id, channels: i32) -> Option<ffmpeg::ChannelLayout> {
         7 => L::_6POINT1,
         8 => L::_7POINT1,
         _ => return None,
-    };
-    (id == codec::Id::OPUS).then_some(layout)
+    })
 }
 
 /// The decoder's channel layout, or the usual one for its channel count when the stream does not
