@@ -45,7 +45,7 @@ pub enum Error {
         problem: String,
     },
     /// A setting is out of range or inconsistent with another.
-    #[error("{name} = {value}: {problem}")]
+    #[error("{name} = {}: {problem}", shown_value(value))]
     Setting {
         /// The setting, named as on the command line (`--style-weight`).
         name: String,
@@ -84,6 +84,16 @@ pub enum Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A setting's value as the message shows it: quoted where it holds a colon or a space or is
+/// empty, so that `--frames = "25::": ...` does not read as part of the message.
+fn shown_value(value: &str) -> String {
+    if value.is_empty() || value.contains([':', ' ', '\t']) {
+        format!("{value:?}")
+    } else {
+        value.to_string()
+    }
+}
 
 impl Error {
     /// A [`Error::Setting`] from its parts.

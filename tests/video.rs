@@ -1941,6 +1941,14 @@ fn flags_a_run_would_ignore_are_refused() {
         log.contains("--fps = 30") && log.contains("keeps its own timing"),
         "{log}"
     );
+    // A range that does not parse is named, quoted apart from the message's own colons.
+    let log = failure_log(
+        quick(&clip("carphone_pristine.mp4"), &dir.path().join("c.mp4")).args(["--frames", "25::"]),
+    );
+    assert!(
+        log.contains(r#"--frames = "25::": START:END, e.g. 0:48"#),
+        "{log}"
+    );
     // An encoder setting that would only fail after the first frame, or be ignored, is refused
     // before any work.
     for (extra, name, problem) in [
