@@ -198,6 +198,7 @@ pub fn engine_settings(
         "iterations": optimizer.iterations,
         "tolerance": optimizer.tolerance,
         "patience": optimizer.patience,
+        "bounded": optimizer.bounded,
     });
     match value {
         Value::Object(map) => map,

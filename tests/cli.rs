@@ -174,9 +174,10 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
         mean_abs_diff(&frames[0], &result) > 30.0,
         "the GIF starts elsewhere"
     );
-    // Each recorded step moves towards the result, on the whole.
+    // The recorded steps move towards the result, on the whole: every two steps (from a flat
+    // grey start the first 20 iterations may only colour it, as far from the result as it was).
     let d: Vec<f64> = frames.iter().map(|f| mean_abs_diff(f, &result)).collect();
-    assert!(d[1] < d[0] && d[5] < d[1], "{d:?}");
+    assert!(d.windows(3).all(|w| w[2] < w[0]), "{d:?}");
     assert!(partials(dir.path()).is_empty());
 }
 
@@ -290,12 +291,13 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
     assert_eq!(f["initial"], f["final"]);
     assert_eq!(f["initial"]["content"], 0.0);
     assert!(f["initial"]["total"].as_f64().unwrap() > 0.0);
-    // On the CPU, the automatic precision and layout are float32 and contiguous (the exact
-    // path); asked for, the others are used and reported.
+    // On the CPU, the automatic precision is float32 (the exact path), the layout channels-last
+    // (the same figures up to summation order, faster); asked for, the others are used and
+    // reported.
     if !tch::Cuda::is_available() {
         assert_eq!(r["settings"]["precision"], "fp32");
-        assert_eq!(r["settings"]["channels_last"], false);
     }
+    assert_eq!(r["settings"]["channels_last"], true);
     for (flags, precision, channels_last) in [
         (
             &["--precision", "bf16", "--channels-last"][..],
@@ -318,6 +320,10 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
         assert_eq!(r["settings"]["precision"], precision, "{flags:?}");
         assert_eq!(r["settings"]["channels_last"], channels_last, "{flags:?}");
     }
+    // Pixels are kept within range unless --unbounded.
+    assert_eq!(r["settings"]["bounded"], true);
+    let (_, r) = start(&["--unbounded"]);
+    assert_eq!(r["settings"]["bounded"], false);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use common::*;
 use stylize_video::engine::preprocess::{self, from_network, to_network};
 use stylize_video::engine::stylizer::*;
-use stylize_video::engine::vgg::{Layer, Pooling, Vgg19};
+use stylize_video::engine::vgg::{Layer, Pooling, Vgg19, CAFFE_MEAN_BGR};
 use stylize_video::Error;
 use tch::{Device, Kind, Tensor};
 
@@ -107,12 +107,14 @@ fn non_finite_and_diverging_steps_are_undone_and_never_reach_the_output() {
     let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
     let content = tensor(&frame(), 64);
 
-    // Adam with an absurd step overflows at once, every time: the start is kept.
+    // Without the pixel bounds (which hold any finite step within 0..255), Adam with an absurd
+    // step overflows at once, every time: the start is kept.
     let adam = OptimizerSettings {
         kind: OptimizerKind::Adam {
             learning_rate: 1e30,
         },
         iterations: 40,
+        bounded: false,
         ..OptimizerSettings::default()
     };
     let stylizer = Stylizer::new(&vgg, &style, loss.clone(), adam).unwrap();
@@ -137,15 +139,40 @@ fn non_finite_and_diverging_steps_are_undone_and_never_reach_the_output() {
             line_search: false,
         },
         iterations: 30,
+        bounded: false,
         ..OptimizerSettings::default()
     };
-    let stylizer = Stylizer::new(&vgg, &style, loss, wild).unwrap();
+    let stylizer = Stylizer::new(&vgg, &style, loss.clone(), wild).unwrap();
     let outcome = run(&stylizer, &content, &content);
     assert!(outcome.recoveries > 0, "no overflow was provoked");
     assert!(outcome.best.total < outcome.initial.total);
     assert!(outcome.history.iter().all(|v| v.is_finite()));
     let finite = bool::try_from(outcome.image.isfinite().all()).unwrap();
     assert!(finite);
+
+    // With the bounds, the same absurd steps land on the range's edges: finite, and undone
+    // when they raise the loss a hundredfold.
+    for kind in [
+        OptimizerKind::Adam {
+            learning_rate: 1e30,
+        },
+        OptimizerKind::Lbfgs {
+            history: 10,
+            learning_rate: 1e5,
+            line_search: false,
+        },
+    ] {
+        let settings = OptimizerSettings {
+            kind,
+            iterations: 30,
+            ..OptimizerSettings::default()
+        };
+        let stylizer = Stylizer::new(&vgg, &style, loss.clone(), settings).unwrap();
+        let outcome = run(&stylizer, &content, &content);
+        assert!(outcome.history.iter().all(|v| v.is_finite()));
+        assert!(outcome.best.total <= outcome.initial.total);
+        from_network(&outcome.image).expect("a finite image");
+    }
 }
 
 #[test]
@@ -624,4 +651,68 @@ fn the_optimisation_loop_reads_from_the_device_only_when_asked() {
     let outcome = run(&stylizer, &content, &content);
     assert_eq!(outcome.stop, StopReason::Tolerance);
     assert_eq!(outcome.evaluations, outcome.iterations + 1);
+}
+
+#[test]
+fn the_picture_written_is_the_picture_optimised() {
+    // Pixels that leave 0..255 while optimising are clipped when the picture is written, and
+    // the written picture is then worse than the optimiser's figure says. Bounded (the default),
+    // every pixel stays in range and the loss reported is the written picture's.
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 128), 1.0)], &loss).unwrap();
+    let content = tensor(&frame(), 128);
+    let mean = Tensor::from_slice(&CAFFE_MEAN_BGR).view([1, 3, 1, 1]);
+    // As written: in 0..255 and rounded to 8 bits, back in network space.
+    let written = |x: &Tensor| (x + &mean).clamp(0.0, 255.0).round() - &mean;
+    let mut figures = Vec::new();
+    for bounded in [true, false] {
+        let settings = OptimizerSettings {
+            bounded,
+            ..lbfgs(100)
+        };
+        let stylizer = Stylizer::new(&vgg, &style, loss.clone(), settings).unwrap();
+        let outcome = run(&stylizer, &content, &content);
+        let pixels = &outcome.image + &mean;
+        let outside = f64::try_from(
+            pixels
+                .lt(-1e-3)
+                .logical_or(&pixels.gt(255.0 + 1e-3))
+                .to_kind(Kind::Float)
+                .mean(Kind::Float),
+        )
+        .unwrap();
+        let target = stylizer.content_target(&content).unwrap();
+        let as_written = stylizer
+            .evaluate(&target, &written(&outcome.image))
+            .unwrap()
+            .terms
+            .total;
+        eprintln!(
+            "bounded {bounded}: {:.4e} as optimised, {as_written:.4e} as written, {:.2} % of \
+             values outside 0..255",
+            outcome.best.total,
+            outside * 100.0
+        );
+        figures.push((outcome.best.total, as_written, outside));
+    }
+    let [(bounded, bounded_written, bounded_outside), (free, free_written, free_outside)] =
+        figures[..]
+    else {
+        unreachable!("two runs")
+    };
+    assert_eq!(bounded_outside, 0.0);
+    assert!((bounded_written / bounded - 1.0).abs() < 1e-3);
+    // Unbounded, a few per cent of the values leave the range and clipping them costs.
+    assert!(free_outside > 0.01, "{free_outside}");
+    assert!(
+        free_written > free * 1.1,
+        "{free_written:e} against {free:e}"
+    );
+    // The bounds cost the optimisation itself next to nothing, and the written picture gains.
+    assert!(bounded < free * 1.01, "{bounded:e} against {free:e}");
+    assert!(
+        bounded_written < free_written * 0.9,
+        "{bounded_written:e} against {free_written:e}"
+    );
 }

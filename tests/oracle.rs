@@ -194,8 +194,10 @@ fn lbfgs_follows_pytorchs_lbfgs() {
     };
     let target = StyleTarget::new(&vgg, &[(style, 1.0)], &loss).unwrap();
     let iterations = want.len() - 1;
+    // PyTorch's L-BFGS lets pixels leave 0..255.
     let optimizer = OptimizerSettings {
         iterations,
+        bounded: false,
         ..OptimizerSettings::default()
     };
     let stylizer = Stylizer::new(&vgg, &target, loss, optimizer).unwrap();

@@ -27,20 +27,14 @@ pub fn device(args: &[String]) -> Device {
     }
 }
 
-/// VGG19 on `device`, as the command line's default runs it there (TF32 and channels-last on
+/// VGG19 on `device`, as the command line's default runs it there (channels-last; TF32 on
 /// CUDA, float32 on the CPU).
 pub fn network(device: Device) -> Vgg19 {
-    let (precision, channels_last) = match device {
-        Device::Cuda(_) => (Precision::Tf32, true),
-        _ => (Precision::Fp32, false),
+    let precision = match device {
+        Device::Cuda(_) => Precision::Tf32,
+        _ => Precision::Fp32,
     };
-    Vgg19::load_with(
-        &Vgg19::default_weights_path(),
-        device,
-        precision,
-        channels_last,
-    )
-    .expect("weights")
+    Vgg19::load_with(&Vgg19::default_weights_path(), device, precision, true).expect("weights")
 }
 
 /// Van Gogh's painting at the processing size `size` (or its own, if smaller).

@@ -297,6 +297,13 @@ pub struct Args {
     #[arg(long)]
     pub line_search: bool,
 
+    /// Let pixels leave 0..255 while optimising, as neural-style does: the picture is then
+    /// clipped only when written, and its loss is higher than the optimiser's (by 6-50 % in
+    /// measurements). By default every pixel is kept within range, so the picture written is
+    /// the one optimised.
+    #[arg(long)]
+    pub unbounded: bool,
+
     /// Stop early once the relative loss change stays below this for --patience iterations
     /// (0: never). L-BFGS's unscaled first step, which barely moves the loss, does not count.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
@@ -324,8 +331,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     pub precision: PrecisionArg,
 
-    /// Memory order of the activations: channels-last is what tensor cores prefer (and spares
-    /// cuDNN's large workspaces); auto is channels-last on a GPU, contiguous on the CPU.
+    /// Memory order of the activations; auto is channels-last, what tensor cores prefer (and it
+    /// spares cuDNN's large workspaces) and what measured fastest on the CPU too (fp32 10 %,
+    /// bf16 1.4-1.9x faster than contiguous). The pictures differ only by summation order.
     #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
     pub layout: LayoutArg,
 
@@ -642,6 +650,7 @@ impl Args {
             iterations: 0,
             tolerance: self.tolerance,
             patience: self.patience,
+            bounded: !self.unbounded,
         }
     }
 
@@ -694,7 +703,7 @@ impl Args {
             },
             channels_last: match self.layout {
                 _ if self.channels_last => true,
-                LayoutArg::Auto => gpu,
+                LayoutArg::Auto => true,
                 LayoutArg::Contiguous => false,
                 LayoutArg::ChannelsLast => true,
             },
