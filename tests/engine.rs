@@ -18,6 +18,11 @@ fn lbfgs(iterations: usize) -> OptimizerSettings {
     }
 }
 
+/// The style target of Van Gogh's painting at a long edge of `edge` pixels.
+fn van_gogh_style(vgg: &Vgg19, loss: &LossSettings, edge: u32) -> StyleTarget {
+    StyleTarget::new(vgg, &[(tensor(&van_gogh(), edge), 1.0)], loss).unwrap()
+}
+
 fn run(stylizer: &Stylizer, content: &Tensor, init: &Tensor) -> Outcome {
     stylizer
         .run(content, init, |_| ControlFlow::Continue(()))
@@ -32,7 +37,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 fn lbfgs_and_adam_lower_the_loss_and_stylise_the_content() {
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let content = tensor(&frame(), 64);
     for (optimizer, at_least) in [
         (lbfgs(60), 10.0),
@@ -87,7 +92,7 @@ fn lbfgs_and_adam_lower_the_loss_and_stylise_the_content() {
 fn zero_iterations_return_the_initial_image_and_its_losses() {
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let stylizer = Stylizer::new(&vgg, &style, loss, lbfgs(0)).unwrap();
     let content = tensor(&frame(), 64);
     let outcome = run(&stylizer, &content, &content);
@@ -104,7 +109,7 @@ fn zero_iterations_return_the_initial_image_and_its_losses() {
 fn non_finite_and_diverging_steps_are_undone_and_never_reach_the_output() {
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let content = tensor(&frame(), 64);
 
     // Without the pixel bounds (which hold any finite step within 0..255), Adam with an absurd
@@ -181,7 +186,7 @@ fn a_non_finite_image_is_refused_not_written() {
     assert!(matches!(from_network(&bad), Err(Error::NonFinite(_))));
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let stylizer = Stylizer::new(&vgg, &style, loss, lbfgs(5)).unwrap();
     let content = tensor(&frame(), 64);
     let nan_start = content.full_like(f64::INFINITY);
@@ -193,7 +198,7 @@ fn a_non_finite_image_is_refused_not_written() {
 fn the_line_search_keeps_every_accepted_step_downhill() {
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let optimizer = OptimizerSettings {
         kind: OptimizerKind::Lbfgs {
             history: 20,
@@ -215,7 +220,7 @@ fn the_line_search_keeps_every_accepted_step_downhill() {
 fn the_tolerance_stops_early_and_the_callback_can_stop() {
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let content = tensor(&frame(), 64);
     let patient = OptimizerSettings {
         tolerance: 0.9,
@@ -247,7 +252,7 @@ fn the_tolerance_ignores_the_first_lbfgs_step_which_is_a_probe() {
     // less than any sensible tolerance. With --patience 1 that step alone used to stop the run.
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let content = tensor(&frame(), 64);
     for line_search in [false, true] {
         let kind = OptimizerKind::Lbfgs {
@@ -613,7 +618,7 @@ fn the_optimisation_loop_reads_from_the_device_only_when_asked() {
     use stylize_video::engine::host::reads_on_this_thread;
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 64), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 64);
     let content = tensor(&frame(), 64);
     let stylizer = Stylizer::new(&vgg, &style, loss.clone(), lbfgs(48)).unwrap();
 
@@ -660,11 +665,17 @@ fn the_picture_written_is_the_picture_optimised() {
     // every pixel stays in range and the loss reported is the written picture's.
     let vgg = vgg();
     let loss = LossSettings::default();
-    let style = StyleTarget::new(&vgg, &[(tensor(&van_gogh(), 128), 1.0)], &loss).unwrap();
+    let style = van_gogh_style(&vgg, &loss, 128);
     let content = tensor(&frame(), 128);
     let mean = Tensor::from_slice(&CAFFE_MEAN_BGR).view([1, 3, 1, 1]);
-    // As written: in 0..255 and rounded to 8 bits, back in network space.
-    let written = |x: &Tensor| (x + &mean).clamp(0.0, 255.0).round() - &mean;
+    // As written to an 8-bit file (clipped to the range, rounded), back in network space.
+    let written = |x: &Tensor| {
+        let picture = stylize_video::io::image::to_rgb8(&from_network(x).unwrap());
+        to_network(
+            &image::DynamicImage::ImageRgb8(picture).to_rgb32f(),
+            Device::Cpu,
+        )
+    };
     let mut figures = Vec::new();
     for bounded in [true, false] {
         let settings = OptimizerSettings {

@@ -701,12 +701,8 @@ impl Args {
                 PrecisionArg::Tf32 => Precision::Tf32,
                 PrecisionArg::Bf16 => Precision::Bf16,
             },
-            channels_last: match self.layout {
-                _ if self.channels_last => true,
-                LayoutArg::Auto => true,
-                LayoutArg::Contiguous => false,
-                LayoutArg::ChannelsLast => true,
-            },
+            // Auto is channels-last, and --channels-last (which excludes --layout) says the same.
+            channels_last: !matches!(self.layout, LayoutArg::Contiguous),
             weights: self
                 .weights
                 .clone()
