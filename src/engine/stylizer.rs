@@ -1145,6 +1145,47 @@ mod tests {
     }
 
     #[test]
+    fn a_pixel_at_a_bound_gets_no_gradient_pointing_out_of_the_range() {
+        let bounds = PixelBounds::new(Device::Cpu);
+        let bound = |b: &Tensor, c: i64| b.double_value(&[0, c, 0, 0]) as f32;
+        for (c, mean) in CAFFE_MEAN_BGR.iter().enumerate() {
+            let c = c as i64;
+            assert_eq!(bound(&bounds.low, c), -*mean as f32);
+            assert_eq!(bound(&bounds.high, c), 255.0 - *mean as f32);
+        }
+        // Per channel: twice at the low bound, twice at the high one, inside, and beyond each
+        // bound (where an optimiser's step may leave a pixel; clamping brings it to the bound).
+        let columns = |c: i64| {
+            let (lo, hi) = (bound(&bounds.low, c), bound(&bounds.high, c));
+            [lo, lo, hi, hi, 0.0, lo - 40.0, hi + 40.0]
+        };
+        let x = Tensor::cat(
+            &(0..3)
+                .map(|c| Tensor::from_slice(&columns(c)).view([1, 1, 1, 7]))
+                .collect::<Vec<_>>(),
+            1,
+        );
+        let clamped = bounds.clamp(&x);
+        let gradient = Tensor::from_slice(&[1f32, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0])
+            .view([1, 1, 1, 7])
+            .repeat([1, 3, 1, 1]);
+        let point = bounds.project(Point {
+            x: clamped.shallow_clone(),
+            scalars: Tensor::zeros([1], (Kind::Double, Device::Cpu)),
+            gradient,
+        });
+        // A positive gradient means descent lowers the pixel: refused at the low bound only.
+        let expected = [0f32, -1.0, 0.0, 1.0, 1.0, 0.0, 0.0];
+        for c in 0..3 {
+            let row = Vec::<f32>::try_from(point.gradient.get(0).get(c).flatten(0, -1)).unwrap();
+            assert_eq!(row, expected, "channel {c}");
+            let pixels = Vec::<f32>::try_from(clamped.get(0).get(c).flatten(0, -1)).unwrap();
+            let [lo, _, hi, ..] = columns(c);
+            assert_eq!(pixels, [lo, lo, hi, hi, 0.0, lo, hi], "channel {c}");
+        }
+    }
+
+    #[test]
     fn the_cpu_allocator_running_out_is_told_as_memory_too() {
         let message = "a 3x3 convolution of matching shapes: Torch(\"[enforce fail at alloc_cpu.cpp:127] err == 0. \
             DefaultCPUAllocator: can't allocate memory: you tried to allocate 2415919104 bytes. \
