@@ -68,7 +68,7 @@ fn bench(
     warmup: usize,
     lbfgs: usize,
     forms: &[String],
-) -> (f64, Vec<(String, f64)>) {
+) -> (f64, Vec<(String, Option<f64>)>) {
     let vgg = Vgg19::load_with(
         &Vgg19::default_weights_path(),
         case.device,
@@ -114,8 +114,10 @@ fn bench(
     (evaluation, timed)
 }
 
-/// Mean milliseconds of one L-BFGS iteration, over `lbfgs` iterations after the memory is full.
-fn iteration_ms(vgg: &Vgg19, target: &StyleTarget, content: &Tensor, lbfgs: usize) -> f64 {
+/// Mean milliseconds of one L-BFGS iteration, over `lbfgs` iterations after the memory is full;
+/// `None` (and a note) if the run stopped before (a benchmark that loses the other cases to one
+/// early stop would lose a GPU run's worth of figures).
+fn iteration_ms(vgg: &Vgg19, target: &StyleTarget, content: &Tensor, lbfgs: usize) -> Option<f64> {
     let loss = LossSettings::default();
     let optimizer = OptimizerSettings {
         kind: OptimizerKind::Lbfgs {
@@ -139,9 +141,17 @@ fn iteration_ms(vgg: &Vgg19, target: &StyleTarget, content: &Tensor, lbfgs: usiz
         })
         .expect("an optimisation");
     // The run ends reading its figures from the device: the clock stops with the queue empty.
-    let seconds = started.expect("timed").elapsed().as_secs_f64();
-    assert_eq!(outcome.iterations, HISTORY + lbfgs, "the run stopped early");
-    seconds * 1e3 / lbfgs as f64
+    let Some(started) = started.filter(|_| outcome.iterations == HISTORY + lbfgs) else {
+        eprintln!(
+            "evaluation: the L-BFGS run stopped after {} of {} iterations ({:?}); not timed",
+            outcome.iterations,
+            HISTORY + lbfgs,
+            outcome.stop
+        );
+        return None;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    Some(seconds * 1e3 / lbfgs as f64)
 }
 
 fn name(p: Precision) -> &'static str {
@@ -201,10 +211,10 @@ fn main() {
                         .iter()
                         .find(|(f, _)| f == default)
                         .or(iterations.first())
-                        .map(|(_, ms)| *ms);
+                        .and_then(|(_, ms)| *ms);
                     let by_form: serde_json::Map<String, Value> = iterations
                         .iter()
-                        .map(|(f, ms)| (f.clone(), json!(round(*ms))))
+                        .map(|(f, ms)| (f.clone(), json!(ms.map(round))))
                         .collect();
                     let row = json!({ "impl": "stylize-video", "device": device_name,
                         "width": case.size.0, "height": case.size.1, "precision": name(precision),
@@ -284,17 +294,18 @@ fn pytorch(args: &[String], devices: &[(&str, Device)]) -> Vec<Value> {
         }
     }
     match command.output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .inspect(|v: &Value| println!("{v}"))
-            .collect(),
         Ok(out) => {
-            eprintln!(
-                "evaluation: PyTorch comparison failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Vec::new()
+            if !out.status.success() {
+                eprintln!(
+                    "evaluation: PyTorch comparison failed (its cases before the failure are kept): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .inspect(|v: &Value| println!("{v}"))
+                .collect()
         }
         Err(e) => {
             eprintln!("evaluation: no python3 for the PyTorch comparison: {e}");

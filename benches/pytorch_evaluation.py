@@ -141,7 +141,9 @@ def bench(convs, size, device, repeats, warmup, precision, layout, lbfgs=0):
     # torch.optim.LBFGS as the anchors used it: history 50, step 1, no line search, no early
     # stop. 50 iterations fill its memory, the next `lbfgs` are timed (one step() call each;
     # the memory persists between calls).
-    image = content.clone().requires_grad_(True)
+    # torch.optim.LBFGS views each gradient flat, which a channels-last gradient refuses: the
+    # image stays contiguous, and the channels-last weights still make cuDNN run channels-last.
+    image = content.clone(memory_format=torch.contiguous_format).requires_grad_(True)
     optimizer = torch.optim.LBFGS([image], lr=1, max_iter=HISTORY, max_eval=10 * HISTORY,
                                   history_size=HISTORY, tolerance_grad=-1, tolerance_change=-1)
 

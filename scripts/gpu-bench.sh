@@ -14,14 +14,38 @@
 #   SIZES=128x72 PRECISIONS=fp32 LAYOUTS=contiguous LBFGS=5 PROFILE_SIZE=128x72 FRAMES=3 \
 #   VIDEO_SIZE=96 VIDEO_FLAGS=" " BIG_SIZE=256 FIRST=20 WARM=5 CHECK="1" C2F_SIZE=96 \
 #   C2F_SCHEDULES=48:20 WS_FRAMES=3 WS_COLD=20 FAST_FRAMES=3 scripts/gpu-bench.sh /tmp/bench
+#
+# OUT (the first argument) holds every piece, stylised frames included. RESULTS (the second,
+# optional) receives two files only, for a machine that returns few: summary.json (what is
+# printed at the end) and pieces.tar.gz (every JSON and text piece, and the first and last
+# stylised frames of stage 4). Through the `device` tool:
+#   PYTHON=/opt/torch/.venv/bin/python3 STAGES="1 2 3 4 5" scripts/gpu-bench.sh /tmp/bench $OUT
+# A stage that fails is logged and the others still run; the summary reads what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gpu-bench-out}
+RESULTS=${2:-}
 PYTHON=${PYTHON:-python3}
-BIN=${BIN:-$( [ -x .gpu/stylize-video ] && echo .gpu/stylize-video || echo target/release/stylize-video )}
-BENCH=${BENCH:-$( [ -x .gpu/evaluation ] && echo .gpu/evaluation || ls -t target/release/deps/evaluation-* 2>/dev/null | grep -v '\.d$' | head -1 )}
-C2F=${C2F:-$( [ -x .gpu/coarse_to_fine ] && echo .gpu/coarse_to_fine || ls -t target/release/deps/coarse_to_fine-* 2>/dev/null | grep -v '\.d$' | head -1 )}
-WS=${WS:-$( [ -x .gpu/warm_start ] && echo .gpu/warm_start || ls -t target/release/deps/warm_start-* 2>/dev/null | grep -v '\.d$' | head -1 )}
+# The bundle's build (`make gpu-bundle`) where there is one, else this checkout's own.
+built() {
+  if [ -x ".gpu/$1" ]; then
+    echo ".gpu/$1"
+  elif [ "$1" = stylize-video ]; then
+    echo target/release/stylize-video
+  else
+    { ls -t target/release/deps/"$1"-* 2>/dev/null || true; } | { grep -v '\.d$' || true; } | head -1
+  fi
+}
+BIN=${BIN:-$(built stylize-video)}
+BENCH=${BENCH:-$(built evaluation)}
+C2F=${C2F:-$(built coarse_to_fine)}
+WS=${WS:-$(built warm_start)}
+for program in "$BIN" "$BENCH" "$C2F" "$WS"; do
+  if [ ! -x "$program" ]; then
+    echo "gpu-bench: no build of '${program:-a benchmark}': run \`make gpu-bundle\` and carry .gpu" >&2
+    exit 2
+  fi
+done
 WS_FRAMES=${WS_FRAMES:-12}
 WS_COLD=${WS_COLD:-300}
 # Frames of bikes' fast motion checked in stage 7 (0: none).
@@ -59,12 +83,14 @@ peak() {
   if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$file.mem" &
     local sampler=$!
-    "$@"; local rc=$?
+    local rc=0
+    "$@" || rc=$?
     kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
     sort -n "$file.mem" | tail -1 > "$file.peak"
     return $rc
   else
-    "$@"; local rc=$?
+    local rc=0
+    "$@" || rc=$?
     echo null > "$file.peak"
     return $rc
   fi
@@ -74,10 +100,11 @@ DEVICE=$(command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
 if has 1; then
   log "1/7 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
-  "$BENCH" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" --lbfgs "$LBFGS" \
-    --lbfgs-forms compact,two-loop \
-    --python "$PYTHON" > "$OUT/evaluation.txt"
-  grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl"
+  # This device only: on a GPU machine the CPU's cases at these sizes would take the whole call.
+  "$BENCH" --devices "$DEVICE" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" \
+    --lbfgs "$LBFGS" --lbfgs-forms compact,two-loop \
+    --python "$PYTHON" > "$OUT/evaluation.txt" || log "the evaluation benchmark failed (see above)"
+  grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl" || true
   grep '^|' "$OUT/evaluation.txt" >&2 || true
 fi
 
@@ -87,8 +114,8 @@ if has 2; then
     || log "the profile failed (see above)"
   if command -v nsys >/dev/null 2>&1; then
     # stylize-video's own kernels, where Nsight Systems is installed.
-    nsys profile --stats=true -o "$OUT/ours" --force-overwrite true "$BENCH" --sizes "$PROFILE_SIZE" \
-      --precisions bf16 --layouts channels-last --repeats 20 --no-pytorch > "$OUT/nsys.txt" 2>&1 \
+    nsys profile --stats=true -o "$OUT/ours" --force-overwrite true "$BENCH" --devices "$DEVICE" \
+      --sizes "$PROFILE_SIZE" --precisions bf16 --layouts channels-last --repeats 20 --no-pytorch > "$OUT/nsys.txt" 2>&1 \
       || log "nsys failed"
     rm -f "$OUT"/ours.nsys-rep "$OUT"/ours.sqlite
   fi
@@ -118,12 +145,13 @@ if has 4; then
   # shellcheck disable=SC2086
   peak "$OUT/video" "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 \
     --first-frame-iterations "$FIRST" --iterations "$WARM" $VIDEO_FLAGS \
-    -o "$OUT/video/%05d.jpg" --report "$OUT/video.json" --overwrite -q
+    -o "$OUT/video/%05d.jpg" --report "$OUT/video.json" --overwrite -q \
+    || log "stylising the frames failed (see above)"
   for i in $CHECK; do
     # shellcheck disable=SC2086
     "$BIN" "$OUT/frames/%05d.png" --style "$STYLE" --size "$VIDEO_SIZE" --fps 25 --frames "$i:$((i + 1))" \
       --first-frame-iterations 300 $VIDEO_FLAGS -o "$OUT/cold-$i/%05d.jpg" \
-      --report "$OUT/cold-$i.json" --overwrite -q
+      --report "$OUT/cold-$i.json" --overwrite -q || log "the cold start of frame $i failed (see above)"
   done
 fi
 
@@ -175,7 +203,7 @@ PY
   fi
 fi
 
-"$PYTHON" - "$OUT" "$CHECK" <<'PY'
+"$PYTHON" - "$OUT" "$CHECK" > "$OUT/summary.json" <<'PY'
 import json, os, sys
 out, check = sys.argv[1], sys.argv[2].split()
 def load(name):
@@ -223,3 +251,19 @@ print(json.dumps({
                           "peak_gpu_mib": peak("big"), "memory_reported": big.get("memory")},
 }, indent=1))
 PY
+cat "$OUT/summary.json"
+if [ -n "$RESULTS" ]; then
+  mkdir -p "$RESULTS"
+  cp "$OUT/summary.json" "$RESULTS/summary.json"
+  (
+    cd "$OUT"
+    shopt -s nullglob
+    pieces=(*.json *.jsonl *.txt *.peak)
+    stylised=(video/*.jpg)
+    if [ ${#stylised[@]} -gt 0 ]; then
+      pieces+=("${stylised[0]}" "${stylised[-1]}")
+    fi
+    tar czf "$RESULTS/pieces.tar.gz" "${pieces[@]}"
+  )
+  log "results: $RESULTS/summary.json and $RESULTS/pieces.tar.gz"
+fi

@@ -1,5 +1,6 @@
 //! The Gatys engine: pure tensors in, tensors out. No threads, no files, no ffmpeg.
 
+mod cudnn;
 pub mod flow;
 pub mod host;
 pub mod loss;

@@ -1072,9 +1072,13 @@ fn check_lbfgs_memory(history: usize, iterations: usize, x: &Tensor) -> Result<(
 }
 
 /// Runs `work` (network passes at an image of `size` = (height, width)), turning libtorch's
-/// panics into errors: running out of device memory says which size would fit.
+/// panics into errors: running out of device memory, as a panic or as the error of a fallible
+/// call (the backward pass, where a GPU is likeliest to run out), says which size would fit.
 fn guard_memory<T>(size: (i64, i64), work: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Err(Error::Torch(e))) => {
+            Err(memory_error(&e.to_string(), size).unwrap_or(Error::Torch(e)))
+        }
         Ok(result) => result,
         Err(payload) => {
             let message = payload
@@ -1183,6 +1187,29 @@ mod tests {
             let [lo, _, hi, ..] = columns(c);
             assert_eq!(pixels, [lo, lo, hi, hi, 0.0, lo, hi], "channel {c}");
         }
+    }
+
+    #[test]
+    fn running_out_of_memory_in_a_fallible_call_says_which_size_fits() {
+        let cuda = "CUDA out of memory. Tried to allocate 3.16 GiB. GPU 0 has a total capacity of \
+            79.19 GiB of which 1.02 GiB is free.\nException raised from malloc at CUDACachingAllocator.cpp";
+        let error = guard_memory::<()>((2160, 3840), || {
+            Err(tch::TchError::Torch(cuda.into()).into())
+        })
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, Error::Device { .. }), "{text}");
+        assert!(
+            text.contains("3840x2160") && text.contains("--size 2704"),
+            "{text}"
+        );
+        assert!(!text.contains("CUDACachingAllocator"), "{text}");
+        // Other libtorch errors pass as they are.
+        let other = guard_memory::<()>((72, 128), || {
+            Err(tch::TchError::Torch("shape mismatch".into()).into())
+        })
+        .unwrap_err();
+        assert!(matches!(other, Error::Torch(_)), "{other}");
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub enum Pooling {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// float32 throughout, no TF32 (the default; exact).
+    /// float32 throughout, no TF32 in either pass (exact; the library's default, and the command
+    /// line's on a CPU).
     #[default]
     Fp32,
     /// float32 storage, TF32 tensor-core convolutions on NVIDIA GPUs (float32 elsewhere).
@@ -263,6 +264,10 @@ impl Vgg19 {
             h = channels_last(&h);
         }
         let cuda = self.device.is_cuda();
+        if cuda {
+            // The backward pass reads these from libtorch's global settings.
+            super::cudnn::prepare(self.precision);
+        }
         for (i, conv) in self.convs.iter().enumerate().take(deepest.0 + 1) {
             h = h
                 .f_internal_convolution(
