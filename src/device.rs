@@ -42,10 +42,7 @@ pub fn parse(name: &str) -> Result<Device> {
 pub fn describe(device: Device) -> String {
     match device {
         Device::Cuda(i) => {
-            let name = gpu_names()
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| "NVIDIA GPU".into());
+            let name = gpu_model(&gpu_names()).unwrap_or_else(|| "NVIDIA GPU".into());
             format!(
                 "cuda:{i} {name} ({} GPU(s) present)",
                 tch::Cuda::device_count()
@@ -62,8 +59,16 @@ pub fn describe(device: Device) -> String {
     }
 }
 
-/// The NVIDIA driver's names of the GPUs, in bus order (which is CUDA's default order), from
-/// /proc; empty where the driver does not publish them.
+/// The model of the GPUs in `names` where they are all of one model: the driver lists them in
+/// bus order, while CUDA numbers them fastest first and `CUDA_VISIBLE_DEVICES` renumbers them,
+/// so with mixed models the name at a CUDA index could be another GPU's.
+fn gpu_model(names: &[String]) -> Option<String> {
+    let first = names.first()?;
+    names.iter().all(|n| n == first).then(|| first.clone())
+}
+
+/// The NVIDIA driver's names of the machine's GPUs, in bus order, from /proc; empty where the
+/// driver does not publish them.
 fn gpu_names() -> Vec<String> {
     let mut dirs: Vec<_> = std::fs::read_dir("/proc/driver/nvidia/gpus")
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -109,5 +114,20 @@ pub fn precision_warning(device: Device, precision: Precision) -> Option<String>
                 .to_string(),
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gpu_is_named_only_where_no_other_model_could_be_meant() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let h100 = "NVIDIA H100 80GB HBM3";
+        assert_eq!(gpu_model(&names(&[h100])).as_deref(), Some(h100));
+        assert_eq!(gpu_model(&names(&[h100, h100])).as_deref(), Some(h100));
+        assert_eq!(gpu_model(&names(&[h100, "NVIDIA A100-SXM4-40GB"])), None);
+        assert_eq!(gpu_model(&[]), None);
     }
 }
