@@ -1447,3 +1447,39 @@ fn quality_presets_set_the_iterations_that_flags_leave_unsaid() {
             "invalid value 'best' for '--quality",
         ));
 }
+
+/// `--device auto` can only find a GPU if the binary loads libtorch_cuda, which no symbol of it
+/// references: the linker's --as-needed would drop it and CUDA would be silently absent
+/// (`build.rs` forces it in). Checked on the binary's own list of needed libraries.
+#[test]
+fn the_binary_needs_libtorch_cuda_where_libtorch_has_it() {
+    let binary = assert_cmd::cargo::cargo_bin("stylize-video");
+    let run = |program: &str, args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(out.status.success(), "{program} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Where the binary finds libtorch (ldd resolves the rpath).
+    let resolved = run("ldd", &[binary.as_os_str()]);
+    let cpu = resolved
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("libtorch_cpu.so => "))
+        .and_then(|rest| rest.split(" (").next())
+        .expect("the binary loads libtorch_cpu.so");
+    let cuda = Path::new(cpu).with_file_name("libtorch_cuda.so");
+    if !cuda.is_file() {
+        eprintln!("SKIPPED: this libtorch ({cpu}) is a CPU-only build");
+        return;
+    }
+    let dynamic = run("readelf", &["-d".as_ref(), binary.as_os_str()]);
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.strip_suffix(']'))
+        .collect();
+    assert!(needed.contains(&"libtorch_cpu.so"), "{needed:?}");
+    assert!(needed.contains(&"libtorch_cuda.so"), "{needed:?}");
+}
