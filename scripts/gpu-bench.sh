@@ -19,7 +19,8 @@
 # optional) receives two files only, for a machine that returns few: summary.json (what is
 # printed at the end) and pieces.tar.gz (every JSON and text piece, and the first and last
 # stylised frames of stage 4). Through the `device` tool:
-#   PYTHON=/opt/torch/.venv/bin/python3 STAGES="1 2 3 4 5" scripts/gpu-bench.sh /tmp/bench $OUT
+#   PYTHON=/opt/torch/.venv/bin/python3 STAGES="1" scripts/gpu-bench.sh /tmp/bench $OUT
+# then STAGES="2 3 4 5", then STAGES="6 7" (each well inside a 10-minute call).
 # A stage that fails is logged and the others still run; the summary reads what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,8 +51,8 @@ WS_FRAMES=${WS_FRAMES:-12}
 WS_COLD=${WS_COLD:-300}
 # Frames of bikes' fast motion checked in stage 7 (0: none).
 FAST_FRAMES=${FAST_FRAMES:-12}
-# Stages to run (all by default); to stay within a 10-minute call, e.g. STAGES="1 2 3 4 5" then
-# STAGES="3 6 7" into the same OUT: the summary reads what is there.
+# Stages to run (all by default); to stay within a 10-minute call, e.g. STAGES="1", "2 3 4 5",
+# then "6 7" into the same OUT: the summary reads what is there.
 STAGES=" ${STAGES:-1 2 3 4 5 6 7} "
 has() { [[ "$STAGES" == *" $1 "* ]]; }
 C2F_SIZE=${C2F_SIZE:-1920}
@@ -96,6 +97,91 @@ peak() {
   fi
 }
 
+# Writes OUT/summary.json from what is there, and copies it with the pieces to RESULTS: after
+# every stage, so that a call cut off at its time limit still returns the stages it finished.
+deliver() {
+# This shell's own number (a redirection is expanded in the child): the periodic and the
+# stage-end deliveries may overlap.
+local tag=$BASHPID
+"$PYTHON" - "$OUT" "$CHECK" > "$OUT/summary.json.$tag" <<'PY'
+import json, os, sys
+out, check = sys.argv[1], sys.argv[2].split()
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+def peak(name):
+    try:
+        return json.loads(open(os.path.join(out, name + ".peak")).read().strip() or "null")
+    except (OSError, ValueError):
+        return None
+def lines(name):
+    # The JSON lines of a benchmark's output, as far as it got.
+    rows = []
+    try:
+        for l in open(os.path.join(out, name)):
+            try:
+                rows.append(json.loads(l)) if l.startswith("{") else None
+            except ValueError:
+                pass
+    except OSError:
+        return None
+    return rows
+evaluation = lines("evaluation.txt")
+video = load("video.json")
+frames = {f["index"]: f for f in (video or {}).get("frames", [])}
+checks = []
+for i in check:
+    cold = load("cold-%s.json" % i)
+    if cold and int(i) in frames:
+        c, w = cold["frames"][0]["final"]["total"], frames[int(i)]["final"]["total"]
+        checks.append({"frame": int(i), "warm_loss": w, "cold300_loss": c, "warm_over_cold": w / c,
+                       "warm_iterations": frames[int(i)]["iterations"]})
+big = load("big.json")
+print(json.dumps({
+    "evaluation": evaluation,
+    "profile": load("profile.json"),
+    "coarse_to_fine": lines("coarse-to-fine.txt"),
+    "warm_start": lines("warm-start.txt"),
+    "warm_start_fast_motion": lines("warm-start-fast.txt"),
+    "video": video and {"settings": {k: video["settings"].get(k) for k in
+                                     ("processing_width", "processing_height", "precision",
+                                      "channels_last", "device", "first_frame_iterations",
+                                      "warm_start")},
+                        "totals": video["totals"], "peak_gpu_mib": peak("video"),
+                        "memory_reported": video.get("memory")},
+    "warm_vs_cold300": checks,
+    "big_frame": big and {"size": [big["settings"]["processing_width"], big["settings"]["processing_height"]],
+                          "seconds": big["frames"][0]["seconds"], "iterations": big["frames"][0]["iterations"],
+                          "peak_gpu_mib": peak("big"), "memory_reported": big.get("memory")},
+}, indent=1))
+PY
+mv "$OUT/summary.json.$tag" "$OUT/summary.json"
+if [ -n "$RESULTS" ]; then
+  mkdir -p "$RESULTS"
+  cp "$OUT/summary.json" "$RESULTS/summary.json.$tag"
+  mv "$RESULTS/summary.json.$tag" "$RESULTS/summary.json"
+  (
+    cd "$OUT"
+    shopt -s nullglob
+    pieces=(*.json *.txt *.peak)
+    stylised=(video/*.jpg)
+    if [ ${#stylised[@]} -gt 0 ]; then
+      pieces+=("${stylised[0]}" "${stylised[-1]}")
+    fi
+    tar czf "$RESULTS/pieces.tar.gz.$tag" "${pieces[@]}"
+    mv "$RESULTS/pieces.tar.gz.$tag" "$RESULTS/pieces.tar.gz"
+  )
+fi
+}
+
+# Also every minute, for a stage cut off in the middle (its benchmark prints as it goes).
+( while sleep 60; do deliver 2>/dev/null || true; done ) &
+DELIVERER=$!
+trap 'pkill -P $DELIVERER 2>/dev/null; kill $DELIVERER 2>/dev/null || true' EXIT
+
 DEVICE=$(command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
 if has 1; then
@@ -104,8 +190,8 @@ if has 1; then
   "$BENCH" --devices "$DEVICE" --sizes "$SIZES" --precisions "$PRECISIONS" --layouts "$LAYOUTS" \
     --lbfgs "$LBFGS" --lbfgs-forms compact,two-loop \
     --python "$PYTHON" > "$OUT/evaluation.txt" || log "the evaluation benchmark failed (see above)"
-  grep '^{' "$OUT/evaluation.txt" > "$OUT/evaluation.jsonl" || true
   grep '^|' "$OUT/evaluation.txt" >&2 || true
+  deliver
 fi
 
 if has 2; then
@@ -119,6 +205,7 @@ if has 2; then
       || log "nsys failed"
     rm -f "$OUT"/ours.nsys-rep "$OUT"/ours.sqlite
   fi
+  deliver
 fi
 
 if has 3 || has 4 || has 7; then
@@ -153,6 +240,7 @@ if has 4; then
       --first-frame-iterations 300 $VIDEO_FLAGS -o "$OUT/cold-$i/%05d.jpg" \
       --report "$OUT/cold-$i.json" --overwrite -q || log "the cold start of frame $i failed (see above)"
   done
+  deliver
 fi
 
 if has 5; then
@@ -161,20 +249,21 @@ if has 5; then
   peak "$OUT/big" "$BIN" samples/frames/bigbuckbunny-060.jpg --style "$STYLE" --size "$BIG_SIZE" \
     --iterations 20 $VIDEO_FLAGS -o "$OUT/big.jpg" --report "$OUT/big.json" --overwrite -q \
     || log "the ${BIG_SIZE} px frame failed (see above)"
+  deliver
 fi
 
 if has 6; then
   log "6/7 coarse-to-fine against a plain 300-iteration run at $C2F_SIZE px ($C2F_SCHEDULES)"
   "$C2F" --device "$DEVICE" --size "$C2F_SIZE" --schedules "$C2F_SCHEDULES" > "$OUT/coarse-to-fine.txt" \
     || log "coarse-to-fine failed (see above)"
-  grep '^{' "$OUT/coarse-to-fine.txt" > "$OUT/coarse-to-fine.jsonl" || true
+  deliver
 fi
 
 if has 7; then
   log "7/7 warm starts, as they are and moved along the optical flow: iterations to each frame's cold-$WS_COLD loss ($WS_FRAMES frames at $VIDEO_SIZE px)"
   "$WS" --device "$DEVICE" --input "$OUT/frames/%05d.png" --size "$VIDEO_SIZE" --frames "$WS_FRAMES" \
     --cold "$WS_COLD" --cap "$WS_COLD" > "$OUT/warm-start.txt" || log "warm starts failed (see above)"
-  grep '^{' "$OUT/warm-start.txt" > "$OUT/warm-start.jsonl" || true
+  deliver
   if [ "$FAST_FRAMES" -gt 0 ]; then
     # Fast motion within a shot (bikes from frame 100): the command line's default warm start
     # (flow, WARM iterations) against each frame's cold-WS_COLD loss.
@@ -199,71 +288,9 @@ PY
     "$WS" --device "$DEVICE" --input "$OUT/bikes/%05d.png" --size "$VIDEO_SIZE" --frames "$FAST_FRAMES" \
       --cold "$WS_COLD" --cap "$WARM" --policy fixed --modes flow > "$OUT/warm-start-fast.txt" \
       || log "fast-motion warm starts failed (see above)"
-    grep '^{' "$OUT/warm-start-fast.txt" > "$OUT/warm-start-fast.jsonl" || true
   fi
+  deliver
 fi
-
-"$PYTHON" - "$OUT" "$CHECK" > "$OUT/summary.json" <<'PY'
-import json, os, sys
-out, check = sys.argv[1], sys.argv[2].split()
-def load(name):
-    try:
-        with open(os.path.join(out, name)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-def peak(name):
-    try:
-        return json.loads(open(os.path.join(out, name + ".peak")).read().strip() or "null")
-    except (OSError, ValueError):
-        return None
-def lines(name):
-    try:
-        return [json.loads(l) for l in open(os.path.join(out, name))]
-    except (OSError, ValueError):
-        return None
-evaluation = lines("evaluation.jsonl")
-video = load("video.json")
-frames = {f["index"]: f for f in (video or {}).get("frames", [])}
-checks = []
-for i in check:
-    cold = load("cold-%s.json" % i)
-    if cold and int(i) in frames:
-        c, w = cold["frames"][0]["final"]["total"], frames[int(i)]["final"]["total"]
-        checks.append({"frame": int(i), "warm_loss": w, "cold300_loss": c, "warm_over_cold": w / c,
-                       "warm_iterations": frames[int(i)]["iterations"]})
-big = load("big.json")
-print(json.dumps({
-    "evaluation": evaluation,
-    "profile": load("profile.json"),
-    "coarse_to_fine": lines("coarse-to-fine.jsonl"),
-    "warm_start": lines("warm-start.jsonl"),
-    "warm_start_fast_motion": lines("warm-start-fast.jsonl"),
-    "video": video and {"settings": {k: video["settings"].get(k) for k in
-                                     ("processing_width", "processing_height", "precision",
-                                      "channels_last", "device", "first_frame_iterations",
-                                      "warm_start")},
-                        "totals": video["totals"], "peak_gpu_mib": peak("video"),
-                        "memory_reported": video.get("memory")},
-    "warm_vs_cold300": checks,
-    "big_frame": big and {"size": [big["settings"]["processing_width"], big["settings"]["processing_height"]],
-                          "seconds": big["frames"][0]["seconds"], "iterations": big["frames"][0]["iterations"],
-                          "peak_gpu_mib": peak("big"), "memory_reported": big.get("memory")},
-}, indent=1))
-PY
+deliver
 cat "$OUT/summary.json"
-if [ -n "$RESULTS" ]; then
-  mkdir -p "$RESULTS"
-  cp "$OUT/summary.json" "$RESULTS/summary.json"
-  (
-    cd "$OUT"
-    shopt -s nullglob
-    pieces=(*.json *.jsonl *.txt *.peak)
-    stylised=(video/*.jpg)
-    if [ ${#stylised[@]} -gt 0 ]; then
-      pieces+=("${stylised[0]}" "${stylised[-1]}")
-    fi
-    tar czf "$RESULTS/pieces.tar.gz" "${pieces[@]}"
-  )
-  log "results: $RESULTS/summary.json and $RESULTS/pieces.tar.gz"
-fi
+[ -z "$RESULTS" ] || log "results: $RESULTS/summary.json and $RESULTS/pieces.tar.gz"
