@@ -71,13 +71,15 @@ bench: build
 gpu-bundle: setup
 	$(CARGO) build --release --no-default-features --target-dir target/frames-only
 	$(CARGO) bench --no-default-features --target-dir target/frames-only --bench evaluation --bench coarse_to_fine --bench warm_start --no-run
-	@mkdir -p .gpu
+	$(CARGO) test --release --no-default-features --target-dir target/frames-only --test gpu --no-run
+	@mkdir -p .gpu/deps
+	cp $$(ls -t target/frames-only/release/deps/gpu-* | grep -v '\.d$$' | head -1) .gpu/deps/gpu
 	cp target/frames-only/release/stylize-video .gpu/stylize-video
 	cp $$(ls -t target/frames-only/release/deps/evaluation-* | grep -v '\.d$$' | head -1) .gpu/evaluation
 	cp $$(ls -t target/frames-only/release/deps/coarse_to_fine-* | grep -v '\.d$$' | head -1) .gpu/coarse_to_fine
 	cp $$(ls -t target/frames-only/release/deps/warm_start-* | grep -v '\.d$$' | head -1) .gpu/warm_start
-	strip .gpu/stylize-video .gpu/evaluation .gpu/coarse_to_fine .gpu/warm_start
-	@ls -la .gpu
+	strip .gpu/stylize-video .gpu/evaluation .gpu/coarse_to_fine .gpu/warm_start .gpu/deps/gpu
+	@ls -la .gpu .gpu/deps
 
 clean:
 	$(CARGO) clean

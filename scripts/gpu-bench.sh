@@ -19,7 +19,7 @@
 # optional) receives two files only, for a machine that returns few: summary.json (what is
 # printed at the end) and pieces.tar.gz (every JSON and text piece, and the first and last
 # stylised frames of stage 4). Through the `device` tool:
-#   PYTHON=/opt/torch/.venv/bin/python3 STAGES="1" scripts/gpu-bench.sh /tmp/bench $OUT
+#   PYTHON=/opt/torch/.venv/bin/python3 STAGES="0 1" scripts/gpu-bench.sh /tmp/bench $OUT
 # then STAGES="2 3 4 5", then STAGES="6 7" (each well inside a 10-minute call).
 # A stage that fails is logged and the others still run; the summary reads what is there.
 set -euo pipefail
@@ -41,6 +41,8 @@ BIN=${BIN:-$(built stylize-video)}
 BENCH=${BENCH:-$(built evaluation)}
 C2F=${C2F:-$(built coarse_to_fine)}
 WS=${WS:-$(built warm_start)}
+# The tests that need a GPU (tests/gpu.rs), beside the binary as cargo lays them out.
+GPU_TESTS=${GPU_TESTS:-$( [ -x .gpu/deps/gpu ] && echo .gpu/deps/gpu || { ls -t target/release/deps/gpu-* 2>/dev/null || true; } | { grep -v '\.d$' || true; } | head -1 )}
 for program in "$BIN" "$BENCH" "$C2F" "$WS"; do
   if [ ! -x "$program" ]; then
     echo "gpu-bench: no build of '${program:-a benchmark}': run \`make gpu-bundle\` and carry .gpu" >&2
@@ -51,9 +53,9 @@ WS_FRAMES=${WS_FRAMES:-12}
 WS_COLD=${WS_COLD:-300}
 # Frames of bikes' fast motion checked in stage 7 (0: none).
 FAST_FRAMES=${FAST_FRAMES:-12}
-# Stages to run (all by default); to stay within a 10-minute call, e.g. STAGES="1", "2 3 4 5",
+# Stages to run (all by default); to stay within a 10-minute call, e.g. STAGES="0 1", "2 3 4 5",
 # then "6 7" into the same OUT: the summary reads what is there.
-STAGES=" ${STAGES:-1 2 3 4 5 6 7} "
+STAGES=" ${STAGES:-0 1 2 3 4 5 6 7} "
 has() { [[ "$STAGES" == *" $1 "* ]]; }
 C2F_SIZE=${C2F_SIZE:-1920}
 C2F_SCHEDULES=${C2F_SCHEDULES:-960:100,960:300,480:100+960:100}
@@ -140,7 +142,16 @@ for i in check:
         checks.append({"frame": int(i), "warm_loss": w, "cold300_loss": c, "warm_over_cold": w / c,
                        "warm_iterations": frames[int(i)]["iterations"]})
 big = load("big.json")
+def gpu_tests():
+    # Each test's verdict and the figures the tests print.
+    try:
+        text = open(os.path.join(out, "gpu-tests.txt")).read().splitlines()
+    except OSError:
+        return None
+    keep = ("test ", "SKIPPED", "on the GPU", "iterations:", "MiB in use", "ran out of memory", "panicked")
+    return [l for l in text if l.startswith(keep) or any(k in l for k in keep[2:])]
 print(json.dumps({
+    "gpu_tests": gpu_tests(),
     "evaluation": evaluation,
     "profile": load("profile.json"),
     "coarse_to_fine": lines("coarse-to-fine.txt"),
@@ -184,6 +195,18 @@ trap 'pkill -P $DELIVERER 2>/dev/null; kill $DELIVERER 2>/dev/null || true' EXIT
 
 DEVICE=$(command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 log "device: $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no NVIDIA GPU: CPU')"
+if has 0; then
+  log "0/7 the tests that need a GPU (tests/gpu.rs)"
+  if [ -x "$GPU_TESTS" ]; then
+    "$GPU_TESTS" --test-threads=1 --nocapture > "$OUT/gpu-tests.txt" 2>&1 \
+      || log "a GPU test failed (see gpu-tests.txt)"
+    grep -E '^test |SKIPPED|test result' "$OUT/gpu-tests.txt" >&2 || true
+  else
+    log "no build of tests/gpu.rs: run \`make gpu-bundle\`"
+  fi
+  deliver
+fi
+
 if has 1; then
   log "1/7 evaluation and L-BFGS iteration timings ($SIZES; $PRECISIONS; $LAYOUTS) with PyTorch in the same run"
   # This device only: on a GPU machine the CPU's cases at these sizes would take the whole call.

@@ -1471,7 +1471,10 @@ fn the_binary_needs_libtorch_cuda_where_libtorch_has_it() {
         .expect("the binary loads libtorch_cpu.so");
     let cuda = Path::new(cpu).with_file_name("libtorch_cuda.so");
     if !cuda.is_file() {
-        eprintln!("SKIPPED: this libtorch ({cpu}) is a CPU-only build");
+        skip(
+            "the_binary_needs_libtorch_cuda_where_libtorch_has_it",
+            &format!("this libtorch ({cpu}) is a CPU-only build"),
+        );
         return;
     }
     let dynamic = run("readelf", &["-d".as_ref(), binary.as_os_str()]);

@@ -4,6 +4,7 @@
 pub mod files;
 #[cfg(feature = "video")]
 pub mod probe;
+pub mod reference;
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,13 @@ use stylize_video::engine::preprocess::{resize, scaled_size, to_network};
 use stylize_video::engine::vgg::Vgg19;
 use stylize_video::io::image::load;
 use tch::{Device, Tensor};
+
+/// Says that a test skips and why, on the terminal even where the test harness captures a
+/// passing test's output (it captures the print macros, not writes to the stream itself).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
 
 /// A run's JSON report (`--report`).
 pub fn report(path: &Path) -> serde_json::Value {
@@ -35,8 +43,15 @@ pub fn run_with_report(
     (run, report(json))
 }
 
+/// The project's folder: the one the tests were built from, or where they run from when that is
+/// gone (the test binaries carried to a GPU machine, `make gpu-bundle`).
 pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if built.join("samples").is_dir() {
+        built
+    } else {
+        Path::new(".")
+    }
 }
 
 /// A Big Buck Bunny frame (1280x720).
