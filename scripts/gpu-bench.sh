@@ -27,10 +27,12 @@ cd "$(dirname "$0")/.."
 OUT=${1:-gpu-bench-out}
 RESULTS=${2:-}
 PYTHON=${PYTHON:-python3}
-# The bundle's build (`make gpu-bundle`) where there is one, else this checkout's own.
+# The bundle's build of NAME (`make gpu-bundle`; at .gpu/NAME, or the path given) where there
+# is one, else this checkout's own.
 built() {
-  if [ -x ".gpu/$1" ]; then
-    echo ".gpu/$1"
+  local bundled=${2:-.gpu/$1}
+  if [ -x "$bundled" ]; then
+    echo "$bundled"
   elif [ "$1" = stylize-video ]; then
     echo target/release/stylize-video
   else
@@ -42,7 +44,7 @@ BENCH=${BENCH:-$(built evaluation)}
 C2F=${C2F:-$(built coarse_to_fine)}
 WS=${WS:-$(built warm_start)}
 # The tests that need a GPU (tests/gpu.rs), beside the binary as cargo lays them out.
-GPU_TESTS=${GPU_TESTS:-$( [ -x .gpu/deps/gpu ] && echo .gpu/deps/gpu || { ls -t target/release/deps/gpu-* 2>/dev/null || true; } | { grep -v '\.d$' || true; } | head -1 )}
+GPU_TESTS=${GPU_TESTS:-$(built gpu .gpu/deps/gpu)}
 for program in "$BIN" "$BENCH" "$C2F" "$WS"; do
   if [ ! -x "$program" ]; then
     echo "gpu-bench: no build of '${program:-a benchmark}': run \`make gpu-bundle\` and carry .gpu" >&2
@@ -82,21 +84,20 @@ log() { echo "gpu-bench: $*" >&2; }
 
 # Peak GPU memory while a command runs (nvidia-smi sampling every 100 ms), in MiB; "null" on a CPU.
 peak() {
-  local file=$1; shift
+  local file=$1 sampler="" rc=0; shift
   if command -v nvidia-smi >/dev/null 2>&1; then
+    : > "$file.mem"  # there even if the command ends before the sampler starts
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$file.mem" &
-    local sampler=$!
-    local rc=0
-    "$@" || rc=$?
-    kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
-    sort -n "$file.mem" | tail -1 > "$file.peak"
-    return $rc
-  else
-    local rc=0
-    "$@" || rc=$?
-    echo null > "$file.peak"
-    return $rc
+    sampler=$!
   fi
+  "$@" || rc=$?
+  if [ -n "$sampler" ]; then
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+    sort -n "$file.mem" | tail -1 > "$file.peak"
+  else
+    echo null > "$file.peak"
+  fi
+  return $rc
 }
 
 # Writes OUT/summary.json from what is there, and copies it with the pieces to RESULTS: after

@@ -34,6 +34,7 @@ pub mod error;
 pub mod frames;
 pub mod io;
 pub mod kept;
+mod loaded;
 pub mod memory;
 pub mod pipeline;
 pub mod progress;

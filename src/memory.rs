@@ -2,10 +2,12 @@
 //! memory in use on a CUDA GPU, read from the CUDA runtime that libtorch has loaded (libtorch's
 //! own allocator statistics are not reachable through tch).
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 
 use serde::Serialize;
 use tch::Device;
+
+use crate::loaded::symbol;
 
 /// The memory a run took.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -77,19 +79,6 @@ fn host_peak_bytes() -> Option<u64> {
     None
 }
 
-/// A function of the CUDA runtime, if libtorch loaded it.
-#[cfg(unix)]
-fn cuda_runtime(name: &CStr) -> Option<*mut c_void> {
-    // SAFETY: dlsym with RTLD_DEFAULT only looks the name up among the loaded libraries.
-    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    (!symbol.is_null()).then_some(symbol)
-}
-
-#[cfg(not(unix))]
-fn cuda_runtime(_name: &CStr) -> Option<*mut c_void> {
-    None
-}
-
 /// (free, total) bytes of GPU `index`, from the CUDA runtime. The calling thread's current
 /// device becomes `index` if it was another: setting it back would make a CUDA context on a
 /// GPU the run may never have used (libtorch names the device of every operation anyway).
@@ -97,9 +86,9 @@ fn gpu_memory(index: usize) -> Option<(u64, u64)> {
     type GetDevice = unsafe extern "C" fn(*mut c_int) -> c_int;
     type SetDevice = unsafe extern "C" fn(c_int) -> c_int;
     type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> c_int;
-    let get = cuda_runtime(c"cudaGetDevice")?;
-    let set = cuda_runtime(c"cudaSetDevice")?;
-    let info = cuda_runtime(c"cudaMemGetInfo")?;
+    let get = symbol(c"cudaGetDevice")?;
+    let set = symbol(c"cudaSetDevice")?;
+    let info = symbol(c"cudaMemGetInfo")?;
     // SAFETY: the symbols are the CUDA runtime's, with these signatures; every call's status
     // is checked.
     unsafe {

@@ -13,7 +13,7 @@ use common::*;
 use stylize_video::engine::host::reads_on_this_thread;
 use stylize_video::engine::stylizer::*;
 use stylize_video::engine::vgg::{Precision, Vgg19};
-use tch::{Device, Tensor};
+use tch::Device;
 
 /// The first CUDA GPU, or `None` with a visible note.
 fn gpu(test: &str) -> Option<Device> {
@@ -23,29 +23,6 @@ fn gpu(test: &str) -> Option<Device> {
         skip(test, "libtorch sees no CUDA GPU");
         None
     }
-}
-
-/// The total loss and gradient at `x` of the reference pair's problem on `device`.
-fn evaluate(
-    device: Device,
-    precision: Precision,
-    channels_last: bool,
-    x: &Tensor,
-) -> (f64, Tensor) {
-    let (content, style) = reference_pair(device);
-    let vgg = Vgg19::load_with(
-        &Vgg19::default_weights_path(),
-        device,
-        precision,
-        channels_last,
-    )
-    .unwrap();
-    let loss = LossSettings::default();
-    let target = StyleTarget::new(&vgg, &[(style, 1.0)], &loss).unwrap();
-    let stylizer = Stylizer::new(&vgg, &target, loss, OptimizerSettings::default()).unwrap();
-    let t = stylizer.content_target(&content).unwrap();
-    let e = stylizer.evaluate(&t, &x.to_device(device)).unwrap();
-    (e.terms.total, e.gradient.to_device(Device::Cpu))
 }
 
 #[test]
@@ -67,7 +44,7 @@ fn each_precision_on_the_gpu_against_float32() {
     let (content, _) = reference_pair(Device::Cpu);
     // Away from the content, where the content term is not 0.
     let x = content.flip([3]);
-    let (total, gradient) = evaluate(Device::Cpu, Precision::Fp32, false, &x);
+    let (total, gradient) = evaluate_reference(Device::Cpu, Precision::Fp32, false, &x);
     let norm = f64::try_from(gradient.norm()).unwrap();
     let mut errors = Vec::new();
     // (precision, channels-last, bound on the loss, bound on the gradient)
@@ -77,7 +54,7 @@ fn each_precision_on_the_gpu_against_float32() {
         (Precision::Tf32, true, 1e-2, 0.1),
         (Precision::Bf16, true, 0.03, 0.1),
     ] {
-        let (t, g) = evaluate(device, precision, channels_last, &x);
+        let (t, g) = evaluate_reference(device, precision, channels_last, &x);
         let loss_error = (t / total - 1.0).abs();
         let grad_error = f64::try_from((&g - &gradient).norm()).unwrap() / norm;
         eprintln!(

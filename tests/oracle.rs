@@ -22,21 +22,9 @@ fn losses_and_gradients_match_the_float64_reference() {
 fn lower_precisions_stay_close_to_float32() {
     use stylize_video::engine::vgg::Precision;
     let device = Device::Cpu;
-    let (content, style) = reference_pair(device);
+    let (content, _) = reference_pair(device);
     let evaluate = |precision: Precision, x: &Tensor| {
-        let vgg = Vgg19::load_with(
-            &Vgg19::default_weights_path(),
-            device,
-            precision,
-            precision != Precision::Fp32,
-        )
-        .unwrap();
-        let loss = LossSettings::default();
-        let target = StyleTarget::new(&vgg, &[(style.shallow_clone(), 1.0)], &loss).unwrap();
-        let stylizer = Stylizer::new(&vgg, &target, loss, OptimizerSettings::default()).unwrap();
-        let t = stylizer.content_target(&content).unwrap();
-        let e = stylizer.evaluate(&t, x).unwrap();
-        (e.terms.total, e.gradient)
+        evaluate_reference(device, precision, precision != Precision::Fp32, x)
     };
     let gray = content.zeros_like();
     for (name, x) in [("content", &content), ("gray", &gray)] {

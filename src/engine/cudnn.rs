@@ -8,6 +8,7 @@ use std::ffi::{c_void, CStr};
 use std::sync::{Once, OnceLock};
 
 use super::vgg::Precision;
+use crate::loaded::symbol;
 
 /// `at::globalContext()`.
 const GLOBAL_CONTEXT: &CStr = c"_ZN2at13globalContextEv";
@@ -22,18 +23,6 @@ struct Context {
 // SAFETY: the context is libtorch's process-wide singleton, made for use from any thread.
 unsafe impl Send for Context {}
 unsafe impl Sync for Context {}
-
-#[cfg(unix)]
-fn symbol(name: &CStr) -> Option<*mut c_void> {
-    // SAFETY: dlsym with RTLD_DEFAULT only looks the name up among the loaded libraries.
-    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    (!symbol.is_null()).then_some(symbol)
-}
-
-#[cfg(not(unix))]
-fn symbol(_name: &CStr) -> Option<*mut c_void> {
-    None
-}
 
 fn context() -> Option<&'static Context> {
     static CONTEXT: OnceLock<Option<Context>> = OnceLock::new();

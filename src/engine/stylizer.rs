@@ -316,37 +316,38 @@ impl StyleTarget {
             ));
         }
         let layers: Vec<Layer> = settings.style_layers.iter().map(|l| l.layer).collect();
-        // Running out of memory names the largest painting's size.
-        let largest_size = styles
-            .iter()
-            .filter_map(|(image, _)| image.size4().ok())
-            .map(|(_, _, h, w)| (h, w))
-            .max_by_key(|(h, w)| h * w)
-            .unwrap_or((0, 0));
-        let grams = guard_memory(largest_size, || {
-            Ok(tch::no_grad(|| {
-                let mut acc: Vec<Option<Tensor>> = layers.iter().map(|_| None).collect();
-                for (image, b) in styles {
+        let grams = tch::no_grad(|| -> Result<Vec<Tensor>> {
+            let mut acc: Vec<Option<Tensor>> = layers.iter().map(|_| None).collect();
+            for (image, b) in styles {
+                let (_, _, height, width) = image.size4()?;
+                let share = b / largest / sum;
+                // Running out of memory names this painting's size.
+                let weighted = guard_memory((height, width), || {
                     let features =
                         vgg.features(&image.to_device(vgg.device()), settings.pooling, &layers);
-                    for (slot, f) in acc.iter_mut().zip(&features) {
-                        let (_, _, h, w) = f.size4().expect("features are 4-d");
-                        let share = b / largest / sum;
-                        let per = match settings.gram_scale {
-                            GramScale::PerPosition => share / (h * w) as f64,
-                            GramScale::Paper => share,
-                        };
-                        let a = loss::gram(f) * per;
-                        *slot = Some(match slot.take() {
-                            Some(prev) => prev + a,
-                            None => a,
-                        });
-                    }
+                    Ok(features
+                        .iter()
+                        .map(|f| {
+                            let (_, _, h, w) = f.size4().expect("features are 4-d");
+                            let per = match settings.gram_scale {
+                                GramScale::PerPosition => share / (h * w) as f64,
+                                GramScale::Paper => share,
+                            };
+                            loss::gram(f) * per
+                        })
+                        .collect::<Vec<_>>())
+                })?;
+                for (slot, a) in acc.iter_mut().zip(weighted) {
+                    *slot = Some(match slot.take() {
+                        Some(prev) => prev + a,
+                        None => a,
+                    });
                 }
-                acc.into_iter()
-                    .map(|a| a.expect("one style at least"))
-                    .collect::<Vec<_>>()
-            }))
+            }
+            Ok(acc
+                .into_iter()
+                .map(|a| a.expect("one style at least"))
+                .collect())
         })?;
         Ok(StyleTarget {
             pooling: settings.pooling,

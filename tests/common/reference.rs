@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use stylize_video::engine::preprocess::to_network;
 use stylize_video::engine::stylizer::*;
-use stylize_video::engine::vgg::{Layer, Pooling, Vgg19};
+use stylize_video::engine::vgg::{Layer, Pooling, Precision, Vgg19};
 use stylize_video::io::image::load;
 use tch::{Device, Kind, Tensor};
 
@@ -18,6 +18,30 @@ pub fn reference() -> PathBuf {
 pub fn reference_pair(device: Device) -> (Tensor, Tensor) {
     let image = |name: &str| to_network(&load(&reference().join(name)).unwrap(), device);
     (image("content-128x72.png"), image("style-128x100.png"))
+}
+
+/// The total loss and the gradient (on the CPU) at `x` of the reference pair's problem, with the
+/// default settings, on `device` in `precision`.
+pub fn evaluate_reference(
+    device: Device,
+    precision: Precision,
+    channels_last: bool,
+    x: &Tensor,
+) -> (f64, Tensor) {
+    let (content, style) = reference_pair(device);
+    let vgg = Vgg19::load_with(
+        &Vgg19::default_weights_path(),
+        device,
+        precision,
+        channels_last,
+    )
+    .unwrap();
+    let loss = LossSettings::default();
+    let target = StyleTarget::new(&vgg, &[(style, 1.0)], &loss).unwrap();
+    let stylizer = Stylizer::new(&vgg, &target, loss, OptimizerSettings::default()).unwrap();
+    let t = stylizer.content_target(&content).unwrap();
+    let e = stylizer.evaluate(&t, &x.to_device(device)).unwrap();
+    (e.terms.total, e.gradient.to_device(Device::Cpu))
 }
 
 pub fn assert_close(what: &str, got: f64, want: f64) {
