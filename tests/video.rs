@@ -475,7 +475,7 @@ fn sound_stays_on_its_picture_to_the_millisecond() {
     // Opus was encoded at 8 kHz from it, and FFmpeg 5.1 wrote its codec delay too short (as if
     // at 48 kHz): 5.8 ms late.
     let narrow = source("8khz.mp4", "aac", 8000);
-    let cases: [(&Path, &str, &[&str], &str); 7] = [
+    let cases: [(&Path, &str, &[&str], &str); 8] = [
         (&aac, "aac.webm", &[], "re-encoded as libopus"),
         (&narrow, "8khz.webm", &[], "re-encoded as libopus"),
         (&aac, "aac.mkv", &[], "sound copied"),
@@ -493,12 +493,22 @@ fn sound_stays_on_its_picture_to_the_millisecond() {
             &["--frames", "12:"],
             "re-encoded as aac",
         ),
+        // Cut inside a packet, by the edit list.
+        (
+            &opus_mp4,
+            "opus-range.mp4",
+            &["--frames", "13:"],
+            "sound copied",
+        ),
     ];
     for (input, name, flags, how) in cases {
         let out = dir.path().join(name);
         let log = success_log(sound_and_timing(input, &out).args(flags));
         assert!(log.contains(how), "{name}: {log}");
-        let skipped = if flags.is_empty() { 0.0 } else { 0.5 };
+        // The frames a range leaves out, at 24 fps.
+        let skipped = flags.get(1).map_or(0.0, |range| {
+            range.trim_end_matches(':').parse::<f64>().unwrap() / 24.0
+        });
         let (before, after) = (tone_after_first_frame(input), tone_after_first_frame(&out));
         assert!(
             (after - (before - skipped)).abs() < 0.0015,
@@ -516,6 +526,100 @@ fn sound_stays_on_its_picture_to_the_millisecond() {
             );
         }
     }
+}
+
+#[test]
+fn a_range_s_sound_starts_with_its_first_frame() {
+    // Big Buck Bunny's frame 13 comes at 0.52 s, inside an AAC packet (0.512–0.533 s). A range
+    // from it used to start its sound with the next packet, 13 ms after the picture. Now the
+    // sound is cut at the start's own sample where it is encoded again, and where it is copied
+    // into MP4 or MOV, whose edit list hides the packets' part before it (the packet before goes
+    // in too, which the AAC decoder needs to give the first samples right). Matroska and WebM
+    // have no such list: a copy there starts with a whole packet, on time.
+    let dir = tempfile::tempdir().unwrap();
+    let source = clip("bigbuckbunny.mp4");
+    let source_sound = mono_samples(&source);
+    let range_start = 13 * RATE / 25;
+    // AAC's packets: 1024 samples, the 26th from 0.533 s.
+    let packet = 1024;
+    for (name, how) in [
+        ("range.mp4", "sound copied"),
+        ("range.mov", "sound copied"),
+        ("range.webm", "re-encoded as libopus"),
+        ("range.mkv", "sound copied"),
+    ] {
+        let out = dir.path().join(name);
+        let log = success_log(sound_and_timing(&source, &out).args(["--frames", "13:25"]));
+        assert!(log.contains(how), "{name}: {log}");
+        let start = first_sound_time(&out) - probe(&out).times[0];
+        let sound = mono_samples(&out);
+        // Where the output's first sample is in the source: the first packet that starts in
+        // the range (0.533 s), in Matroska, whose times are whole milliseconds.
+        let first = if name == "range.mkv" {
+            25 * packet - range_start
+        } else {
+            0
+        };
+        assert!(
+            (start - first as f64 / RATE as f64).abs() < 0.001,
+            "{name}: the sound starts {start:.4} s after the first frame"
+        );
+        let expected = &source_sound[range_start + first..];
+        if how == "sound copied" {
+            // Decoded from the same packets, every sample is the source's; in Matroska from the
+            // second packet on (the decoder gives the first one's 12 ms without the packet
+            // before it).
+            let from = if name == "range.mkv" { packet } else { 0 };
+            let differs = (from..sound.len().min(expected.len()))
+                .find(|&i| (sound[i] - expected[i]).abs() > 1e-4);
+            assert_eq!(differs, None, "{name}: sample {differs:?} differs");
+        } else {
+            // Encoded again, the sound lines up with the source's within 0.1 ms, 50–75 ms in
+            // (searched over 1.3 ms either way).
+            let window = 2400..3600;
+            let error = |lag: isize| {
+                window
+                    .clone()
+                    .map(|i| (sound[i] - expected[(i as isize + lag) as usize]).powi(2))
+                    .sum::<f32>()
+            };
+            let best = (-64..64).min_by(|a, b| error(*a).total_cmp(&error(*b)));
+            assert!(
+                best.is_some_and(|lag| lag.abs() <= 5),
+                "{name}: the sound is {best:?} samples off the source's"
+            );
+        }
+    }
+}
+
+/// The sample rate of [`mono_samples`].
+const RATE: usize = 48000;
+
+/// `path`'s sound as ffmpeg's tool decodes it, mixed to one channel at 48 kHz, from its first
+/// sample (after what an edit list hides).
+fn mono_samples(path: &Path) -> Vec<f32> {
+    let run = Process::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-ac", "1", "-ar", &RATE.to_string()])
+        .args(["-f", "f32le", "-"])
+        .output()
+        .expect("the ffmpeg tool (make test installs it)");
+    assert!(run.status.success(), "{}: {run:?}", path.display());
+    run.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// The time (seconds) of `path`'s first decoded sound, as ffmpeg's tool plays it.
+fn first_sound_time(path: &Path) -> f64 {
+    let log = sound_through(path, "ashowinfo");
+    log.split("pts_time:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{}: no sound frame\n{log}", path.display()))
 }
 
 /// What ffmpeg's tool logs of `path`'s sound, decoded at the times the file gives it and passed

@@ -48,9 +48,12 @@ enum Mode {
         /// Output time of the next sample, in samples (the encoder's time base); set from the
         /// first decoded frame's time so that sound that starts late stays in sync.
         samples: Option<i64>,
-        /// The first packet's output time in samples, for a decoder that gives its frames no
+        /// The first packet's output time (seconds), for a decoder that gives its frames no
         /// times.
-        first_packet: Option<i64>,
+        first_packet: Option<f64>,
+        /// Output time (seconds) at which the last decoded frame ended: the next one's time
+        /// where the decoder gives none.
+        decoded_until: Option<f64>,
     },
 }
 
@@ -71,6 +74,24 @@ pub(crate) struct Sound {
     /// Added to every sound packet's time (in the time base it is written from): the codec
     /// delay that an old Matroska muxer leaves out (see [`matroska_codec_delay`]).
     delay_fix: i64,
+    /// Whether the sound is cut at the start's own sample (see [`cuts_exactly`]) rather than
+    /// at the first packet that starts after it.
+    exact_start: bool,
+    /// While `exact_start`: the last packet read that ends before the start. It goes to the
+    /// decoder (or the file) just before the first packet kept, since a decoder of overlapping
+    /// transforms (AAC, Opus, Vorbis) gives a packet's first samples right only after the
+    /// packet before it.
+    preroll: Option<Packet>,
+}
+
+/// Whether the sound of an output that starts after the source's first frame (`from_start`
+/// false) is cut at the start's own sample: always when it is encoded again (its decoded
+/// samples before the start are dropped), and when it is copied into MP4 or MOV, whose edit
+/// list hides the part of a packet before the start. A copy into Matroska or WebM, which have
+/// no such list, starts with the first packet that starts in the output: up to one packet
+/// (21 ms of AAC, 20 ms of Opus) after the first frame, in sync.
+fn cuts_exactly(from_start: bool, copied: bool, container: &str) -> bool {
+    !from_start && (!copied || matches!(container, "mp4" | "mov"))
 }
 
 impl Sound {
@@ -210,6 +231,7 @@ impl Sound {
                     graph,
                     samples: None,
                     first_packet: None,
+                    decoded_until: None,
                 },
                 ost.index(),
                 format!("re-encoded as {name} (the container cannot hold {id:?})"),
@@ -225,6 +247,7 @@ impl Sound {
         } else {
             plan
         };
+        let exact_start = cuts_exactly(from_start, matches!(mode, Mode::Copy), &container);
         Ok((
             Sound {
                 input: source,
@@ -237,6 +260,8 @@ impl Sound {
                 pending: None,
                 from_start,
                 delay_fix,
+                exact_start,
+                preroll: None,
             },
             plan,
             lead,
@@ -257,10 +282,9 @@ impl Sound {
         seconds: f64,
         path: &Path,
     ) -> Result<()> {
-        let out_time_base = output.stream(self.out_stream).expect("added").time_base();
         let mut errors = 0;
         loop {
-            let mut packet = match self.pending.take() {
+            let packet = match self.pending.take() {
                 Some(packet) => packet,
                 None if self.done => break,
                 None => {
@@ -293,42 +317,72 @@ impl Sound {
             let Some(pts) = packet.pts().or(packet.dts()) else {
                 continue;
             };
-            // A packet that starts before the start is left out, unless the output starts with
-            // the source and the packet ends after it: the first packet of a codec with a delay
-            // (Opus) holds the samples its decoder drops, and then sound the output needs.
-            let overlaps = self.from_start && pts + packet.duration() > self.start;
-            if pts < self.start && !overlaps {
-                continue;
+            // A packet that starts before the start is left out, unless it ends after it and
+            // the output starts with the source (the first packet of a codec with a delay, Opus,
+            // holds the samples its decoder drops, and then sound the output needs) or the
+            // sound is cut at the start's own sample.
+            if pts < self.start {
+                let ends_after = pts + packet.duration() > self.start;
+                if !(ends_after && (self.from_start || self.exact_start)) {
+                    if self.exact_start {
+                        self.preroll = Some(packet);
+                    }
+                    continue;
+                }
             }
             let at = to_seconds(pts - self.start, self.in_time_base);
             if at >= seconds {
                 self.pending = Some(packet);
                 break;
             }
-            match &mut self.mode {
-                Mode::Copy => {
-                    let shift = |t: Option<i64>| t.map(|t| t - self.start + self.delay_fix);
-                    packet.set_pts(shift(packet.pts()));
-                    packet.set_dts(shift(packet.dts()));
-                    packet.set_stream(self.out_stream);
-                    packet.set_position(-1);
-                    packet.rescale_ts(self.in_time_base, out_time_base);
-                    super::clear_explanation();
-                    packet
-                        .write_interleaved(output)
-                        .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
+            if let Some(preroll) = self.preroll.take() {
+                // Only the packet just before this one (sound that starts after the start has
+                // no use for one from before a gap): ending less than half its length before
+                // this one starts (millisecond times round), or of unknown length.
+                let length = preroll.duration();
+                let end = preroll.pts().or(preroll.dts()).unwrap_or(pts) + length;
+                if length <= 0 || end + length / 2 >= pts {
+                    self.put(output, preroll, path)?;
                 }
-                Mode::Encode {
-                    decoder,
-                    encoder,
-                    first_packet,
-                    ..
-                } => {
-                    first_packet.get_or_insert((at * f64::from(encoder.rate())).round() as i64);
-                    // Damaged sound packets are skipped.
-                    if decoder.send_packet(&packet).is_ok() {
-                        self.encode_ready(output, path, false)?;
-                    }
+            }
+            self.put(output, packet, path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one packet of the source's sound stream (copied or through the encoder).
+    fn put(
+        &mut self,
+        output: &mut format::context::Output,
+        mut packet: Packet,
+        path: &Path,
+    ) -> Result<()> {
+        let out_time_base = output.stream(self.out_stream).expect("added").time_base();
+        match &mut self.mode {
+            Mode::Copy => {
+                let shift = |t: Option<i64>| t.map(|t| t - self.start + self.delay_fix);
+                packet.set_pts(shift(packet.pts()));
+                packet.set_dts(shift(packet.dts()));
+                packet.set_stream(self.out_stream);
+                packet.set_position(-1);
+                packet.rescale_ts(self.in_time_base, out_time_base);
+                super::clear_explanation();
+                packet
+                    .write_interleaved(output)
+                    .map_err(|e| video_error(path, "cannot write a sound packet", e))?;
+            }
+            Mode::Encode {
+                decoder,
+                first_packet,
+                ..
+            } => {
+                if first_packet.is_none() {
+                    let pts = packet.pts().or(packet.dts()).unwrap_or(self.start);
+                    *first_packet = Some(to_seconds(pts - self.start, self.in_time_base));
+                }
+                // Damaged sound packets are skipped.
+                if decoder.send_packet(&packet).is_ok() {
+                    self.encode_ready(output, path, false)?;
                 }
             }
         }
@@ -344,13 +398,14 @@ impl Sound {
     ) -> Result<()> {
         super::clear_explanation();
         let (out_stream, start, in_time_base) = (self.out_stream, self.start, self.in_time_base);
-        let delay_fix = self.delay_fix;
+        let (delay_fix, exact_start) = (self.delay_fix, self.exact_start);
         let Mode::Encode {
             decoder,
             encoder,
             graph,
             samples,
             first_packet,
+            decoded_until,
         } = &mut self.mode
         else {
             return Ok(());
@@ -360,11 +415,34 @@ impl Sound {
         // A damaged sound frame is skipped rather than ending the sound.
         let rate = f64::from(encoder.rate());
         while super::ready(decoder.receive_frame(&mut decoded)).unwrap_or(false) {
+            let decoded_rate = f64::from(decoded.rate().max(1));
+            // The frame's output time: its own, else where the one before ended.
+            let mut time = decoded
+                .pts()
+                .map(|pts| to_seconds(pts - start, in_time_base))
+                .or(*decoded_until)
+                .or(*first_packet)
+                .unwrap_or(0.0);
+            let count = decoded.samples();
+            *decoded_until = Some(time + count as f64 / decoded_rate);
+            if exact_start && time < 0.0 {
+                // Sound from before the start (the packet decoded ahead of it, and the part of
+                // the one the start falls in) is cut at the start's sample.
+                let cut = (-time * decoded_rate).round() as usize;
+                if cut >= count {
+                    continue;
+                }
+                if cut > 0 {
+                    drop_first(&mut decoded, cut).map_err(|e| fail("cannot cut the sound", e))?;
+                    time += cut as f64 / decoded_rate;
+                    if let Some(pts) = decoded.pts() {
+                        let moved = to_units(cut as f64 / decoded_rate, in_time_base);
+                        decoded.set_pts(Some(pts + moved));
+                    }
+                }
+            }
             if samples.is_none() {
-                let time = decoded
-                    .pts()
-                    .map(|pts| to_seconds(pts - start, in_time_base));
-                *samples = time.map(|s| (s * rate).round() as i64).or(*first_packet);
+                *samples = Some((time * rate).round() as i64);
             }
             graph
                 .get("in")
@@ -433,6 +511,35 @@ impl Sound {
         }
         Ok(())
     }
+}
+
+/// Removes the first `cut` samples of `frame`, which has more.
+fn drop_first(frame: &mut frame::Audio, cut: usize) -> Result<(), ffmpeg::Error> {
+    let remaining = frame.samples() - cut;
+    let (channels, format) = (i32::from(frame.channels()), frame.format().into());
+    unsafe {
+        let f = frame.as_mut_ptr();
+        let made = ffmpeg::ffi::av_frame_make_writable(f);
+        if made < 0 {
+            return Err(ffmpeg::Error::from(made));
+        }
+        // The same planes as source and destination: the samples move down (a memmove).
+        let planes = (*f).extended_data;
+        let moved = ffmpeg::ffi::av_samples_copy(
+            planes,
+            planes as *const *mut u8,
+            0,
+            cut as std::ffi::c_int,
+            remaining as std::ffi::c_int,
+            channels,
+            format,
+        );
+        if moved < 0 {
+            return Err(ffmpeg::Error::from(moved));
+        }
+    }
+    frame.set_samples(remaining);
+    Ok(())
 }
 
 /// `time` in `time_base` units, in seconds.
