@@ -60,6 +60,8 @@ lint: setup
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	# The frames-only build (no ffmpeg), as taken to machines without ffmpeg's libraries.
 	$(CARGO) clippy --release --no-default-features --all-targets -- -D warnings
+	# The library's documentation, its links included.
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps
 
 # CPU (and CUDA when present) evaluation timings, with PyTorch on the same machine for a ratio.
 bench: build
