@@ -223,6 +223,19 @@ where
         &mut on_frame,
     );
     progress.end();
+    // A source that ends before the frames its header counts (a file cut short, or damaged
+    // past repair): what could be decoded is written, and the shortfall said.
+    if let (Ok(()), Some(total)) = (&result, total) {
+        if outcome.frames < total && !outcome.interrupted {
+            let w = format!(
+                "only {} of the {total} frame(s) that the source's header counts in this range \
+                 could be decoded: the file ends early or is damaged, and the output has {} \
+                 frame(s)",
+                outcome.frames, outcome.frames
+            );
+            progress.warn(&mut outcome.warnings, w);
+        }
+    }
     if result.is_err() || outcome.interrupted {
         let _ = styled_tx.send(Styled::Abort);
     }

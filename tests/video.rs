@@ -1515,23 +1515,46 @@ fn a_damaged_clip_gives_what_can_be_decoded_and_reports_the_damage() {
     let frames = probe(&out).times.len();
     assert!(frames > 60, "only {frames} frames");
 
-    // Cut in half: the index of an mp4 is at its start here, so what is there decodes.
+    // Cut in half, its index first (as a streaming MP4 has it): the first half decodes and
+    // is written, and the log and the report say how many frames of the 120 the header counts
+    // are missing (before, only "1 damaged packet" early in the log).
+    let streaming = dir.path().join("streaming.mp4");
+    let source = clip("carphone_pristine.mp4");
+    ffmpeg_cli(&[
+        "-i",
+        source.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        streaming.to_str().unwrap(),
+    ]);
     let cut = dir.path().join("cut.mp4");
-    std::fs::write(
-        &cut,
-        &std::fs::read(clip("carphone_pristine.mp4")).unwrap()[..middle],
-    )
-    .unwrap();
+    let whole = std::fs::read(&streaming).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
     let out2 = dir.path().join("out2.mp4");
-    let output = quick(&cut, &out2).assert().get_output().clone();
+    let report = dir.path().join("cut.json");
+    let output = quick(&cut, &out2)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let log = stderr_of(&output);
-    if output.status.success() {
-        let n = probe(&out2).times.len();
-        assert!(n > 10 && n < 120, "{n} frames from half a file");
-        assert!(log.contains("damaged") || n < 120, "{log}");
-    } else {
-        assert!(log.contains("cut.mp4"), "{log}");
-    }
+    let n = probe(&out2).times.len();
+    assert!(n > 10 && n < 120, "{n} frames from half a file");
+    let shortfall = format!("only {n} of the 120 frame(s)");
+    assert!(log.contains(&shortfall), "{log}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let warnings = report["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains(&shortfall))),
+        "{warnings:?}"
+    );
 }
 
 /// PNG files in `dir` (0 when it does not exist): the kept frames.
