@@ -1302,6 +1302,45 @@ fn frame_sequences_go_in_and_out() {
 }
 
 #[test]
+fn a_size_too_small_for_a_clip_s_shape_says_which_size_would_do() {
+    // bikes is 2.35:1: at --size 32 its frames would be 14 pixels high, below VGG19's 16. A still
+    // was told which size would do; a video or sequence got "--size = 32x14: images must be at
+    // least 16x16 pixels", naming neither the file nor a fix, after opening its output.
+    let dir = tempfile::tempdir().unwrap();
+    let bikes = clip("bikes.mp4");
+    let plates = dir.path().join("plates");
+    std::fs::create_dir(&plates).unwrap();
+    ffmpeg_cli(&[
+        "-i",
+        bikes.to_str().unwrap(),
+        "-frames:v",
+        "2",
+        "-vf",
+        "scale=640:272",
+        plates.join("%04d.png").to_str().unwrap(),
+    ]);
+    let pattern = plates.join("%04d.png");
+    for (input, output) in [
+        (bikes, dir.path().join("bikes.stylized.mp4")),
+        (pattern, dir.path().join("out").join("%04d.png")),
+    ] {
+        let log = failure_log(quick(&input, &output).args(["--size", "32"]));
+        let expected = format!(
+            "--size = 32: '{}' would be processed at 32x14; each side must be 16 to 16384 \
+             pixels: a long edge of at least 37 pixels would do",
+            input.display()
+        );
+        assert!(log.contains(&expected), "{log}");
+        // Nothing is left behind: no output, no folder of kept frames.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["plates"], "{log}");
+    }
+}
+
+#[test]
 fn broken_and_unusable_videos_fail_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

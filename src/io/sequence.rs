@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use image::Rgb32FImage;
 
 use super::image::{self as picture, BitDepth};
-use crate::engine::preprocess::{resize, scaled_size};
+use crate::engine::preprocess::resize;
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
+use crate::settings::check_processing_size;
 
 /// Extensions read as frames.
 const FRAME_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "tif", "tiff", "exr", "bmp", "webp"];
@@ -282,7 +283,8 @@ pub struct SequenceSource {
 
 impl SequenceSource {
     /// Opens the sequence at `path` (directory or pattern); frames come at `fps` frames per
-    /// second, scaled so that the long edge is `long_edge` pixels.
+    /// second, scaled so that the long edge is `long_edge` pixels (refused, with a `--size` that
+    /// would do, where a side falls outside what the network takes).
     pub fn open(path: &Path, fps: Ratio, long_edge: u32) -> Result<Self> {
         Self::open_frames(path, fps, long_edge, 0..usize::MAX)
     }
@@ -345,8 +347,10 @@ impl SequenceSource {
                 fps.as_f64()
             ),
         };
+        // Refused before any work, with the size that would do.
+        let size = check_processing_size(path, "--size", long_edge, (width, height), long_edge)?;
         Ok(SequenceSource {
-            size: scaled_size(width, height, long_edge),
+            size,
             end,
             files,
             next: start,

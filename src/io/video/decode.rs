@@ -11,9 +11,9 @@ use ffmpeg_next as ffmpeg;
 use image::Rgb32FImage;
 
 use super::{init, ratio, set_colorspace, sws_matrix, video_error};
-use crate::engine::preprocess::scaled_size;
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSource, Ratio, SourceInfo};
+use crate::settings::check_processing_size;
 
 use super::MAX_READ_ERRORS;
 
@@ -58,7 +58,8 @@ fn rotation_of(stream: &format::stream::Stream) -> u32 {
 
 impl VideoSource {
     /// Opens `path` and its best video stream; frames will come scaled so that their upright
-    /// long edge is `long_edge` pixels.
+    /// long edge is `long_edge` pixels. A size at which a side falls outside what the network
+    /// takes is refused, with a `--size` that would do.
     pub fn open(path: &Path, long_edge: u32) -> Result<Self> {
         init();
         super::clear_explanation();
@@ -118,12 +119,13 @@ impl VideoSource {
         let display_width = (f64::from(uw) * f64::from(sar.num) / f64::from(sar.den))
             .round()
             .max(1.0) as u32;
-        let (pw, ph) = scaled_size(display_width, uh, long_edge);
-        let scaled = if rotation % 180 == 90 {
-            (ph, pw)
+        // Upright, and refused before any work with the size that would do.
+        let upright = if rotation % 180 == 90 {
+            (uh, display_width)
         } else {
-            (pw, ph)
+            (display_width, uh)
         };
+        let scaled = check_processing_size(path, "--size", long_edge, upright, long_edge)?;
         let time_base = ratio(stream.time_base());
         let mut frame_rate = ratio(stream.avg_frame_rate());
         if frame_rate.num <= 0 || frame_rate.den <= 0 {
