@@ -900,6 +900,9 @@ fn an_animated_gif_is_painted_frame_by_frame_not_as_a_still() {
         "{log}"
     );
     assert!(!dir.path().join("wave.png").exists());
+    // So it is with a video's flag too, which was refused first as one an image ignores.
+    let log = failure_log(still.args(["--first-frame-iterations", "3"]));
+    assert!(log.contains("an animated picture"), "{log}");
     // As the message says: every frame into a video.
     let out = dir.path().join("wave.mp4");
     quick(&gif, &out).assert().success();

@@ -768,6 +768,11 @@ impl Args {
             input: self.input.display().to_string(),
             output: output.display().to_string(),
         };
+        // An animation with a still's output is refused as such by the run, which says how to
+        // paint every frame; a video's flag is no mistake then, and calling it an image would be.
+        if still && stylize_video::io::image::animation_format(&self.input).is_some() {
+            return Ok(());
+        }
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
         for (id, flag, reads) in PARTIAL_FLAGS {
             if !given(id) {
