@@ -1975,6 +1975,17 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     let log = success_log(run("a_%04d.png", "2").arg("--overwrite"));
     assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
 
+    // Compositing packages' `####` spelling, in and out: the same frames and numbers.
+    let log = success_log(&mut quick(
+        &plates.join("####.png"),
+        &out.join("c_####.png"),
+    ));
+    assert!(log.contains("keeps each input frame's number"), "{log}");
+    for number in [1001, 1002, 1004] {
+        assert!(out.join(format!("c_{number}.png")).is_file(), "{number}");
+    }
+    assert!(!out.join("c_####.png").exists());
+
     // However the output is written, it never lands on the input's frames, even with
     // --overwrite.
     let before = std::fs::read(plates.join("1002.png")).unwrap();

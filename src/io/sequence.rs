@@ -24,30 +24,45 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parses `shot/%05d.png` or `shot/frame.%d.exr`; `None` if `path` holds no `%d`/`%0Nd`.
+    /// Parses `shot/%05d.png`, `shot/frame.%d.exr` or `shot/frame.####.exr` (as many digits as
+    /// `#`, two or more, as compositing packages write it; a file so named is a file); `None`
+    /// if `path` holds no such place for the frame number.
     pub fn parse(path: &Path) -> Option<Pattern> {
         let name = path.file_name()?.to_str()?;
-        let start = name.find('%')?;
-        let rest = &name[start + 1..];
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let after = rest[digits.len()..].strip_prefix('d')?;
-        if after.contains('%') {
-            return None;
-        }
+        let (prefix, width, after) = match name.find('%') {
+            Some(start) => {
+                let rest = &name[start + 1..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let after = rest[digits.len()..].strip_prefix('d')?;
+                if after.contains('%') {
+                    return None;
+                }
+                let width = digits.trim_start_matches('0').parse().unwrap_or(0);
+                (&name[..start], width, after)
+            }
+            None => {
+                let start = name.find("##")?;
+                let width = name[start..].chars().take_while(|c| *c == '#').count();
+                let after = &name[start + width..];
+                if after.contains('#') || path.is_file() {
+                    return None;
+                }
+                (&name[..start], width, after)
+            }
+        };
         // `100%done.mp4` names a video, not frames.
         let video = ["mp4", "m4v", "mkv", "mov", "webm", "avi", "mxf", "ts"];
         let extension = after.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
         if extension.is_some_and(|e| video.contains(&e.as_str())) {
             return None;
         }
-        let width = digits.trim_start_matches('0').parse().unwrap_or(0);
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         Some(Pattern {
             dir,
-            prefix: name[..start].to_string(),
+            prefix: prefix.to_string(),
             width,
             suffix: after.to_string(),
         })
@@ -464,6 +479,27 @@ mod tests {
         assert_eq!(q.extension(), "exr");
         assert!(Pattern::parse(Path::new("plain.png")).is_none());
         assert!(Pattern::parse(Path::new("a%s.png")).is_none());
+        // Compositing packages' `####`: as many digits as marks.
+        let h = Pattern::parse(Path::new("plates/sh010.####.exr")).unwrap();
+        assert_eq!(
+            h,
+            Pattern::parse(Path::new("plates/sh010.%04d.exr")).unwrap()
+        );
+        assert_eq!(h.path(1001), Path::new("plates/sh010.1001.exr"));
+        assert_eq!(h.number_of("sh010.0042.exr"), Some(42));
+        // One mark is a name's (`take#1.png`), as is a second run, and a video's name.
+        for name in ["take#1.png", "a##b##.png", "cut##.mp4"] {
+            assert!(Pattern::parse(Path::new(name)).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_file_named_with_marks_is_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("logo##.png");
+        assert!(Pattern::parse(&file).is_some());
+        std::fs::write(&file, b"").unwrap();
+        assert!(Pattern::parse(&file).is_none());
     }
 
     #[test]
