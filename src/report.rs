@@ -62,6 +62,9 @@ pub struct RunTotals {
     /// Whether the output was completed; `false`: the run stopped (interrupted or failed), its
     /// finished frames are kept, and rerunning the command resumes and replaces this report.
     pub complete: bool,
+    /// What stopped a run that did not complete, as its error said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 /// One image or frame.

@@ -603,8 +603,15 @@ pub fn stylize_video(
         // Ctrl-C stopped it); the frames themselves are kept for the next run.
         if let (Some(path), false) = (&settings.report, reports.is_empty()) {
             let memory = MemoryUse::now(settings.style.device);
-            let written =
-                write_report(settings, path, &outcome, processing, reports, false, memory);
+            let written = write_report(
+                settings,
+                path,
+                &outcome,
+                processing,
+                reports,
+                Some(&e),
+                memory,
+            );
             if let Err(r) = written {
                 progress.log(&format!("the report could not be written: {r}"));
             }
@@ -618,7 +625,7 @@ pub fn stylize_video(
     }
     let memory = MemoryUse::now(settings.style.device);
     if let Some(path) = &settings.report {
-        write_report(settings, path, &outcome, processing, reports, true, memory)?;
+        write_report(settings, path, &outcome, processing, reports, None, memory)?;
     }
     let info = outcome.info.clone().expect("the source was opened");
     Ok(VideoSummary {
@@ -661,7 +668,7 @@ fn write_report(
     outcome: &PipelineOutcome,
     processing: (u32, u32),
     reports: Vec<FrameReport>,
-    complete: bool,
+    stopped_by: Option<&Error>,
     memory: MemoryUse,
 ) -> Result<()> {
     let stylized = outcome.frames - outcome.resumed;
@@ -695,7 +702,8 @@ fn write_report(
             mean_warm_iterations: mean(&outcome.warm_iterations),
             shot_cuts: outcome.shot_cuts.clone(),
             interrupted: outcome.interrupted,
-            complete,
+            complete: stopped_by.is_none(),
+            stopped_by: stopped_by.map(ToString::to_string),
         }),
         warnings: outcome.warnings.clone(),
         memory,

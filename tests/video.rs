@@ -1689,6 +1689,9 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     let stopped = report(&json);
     assert_eq!(stopped["totals"]["interrupted"], true, "{stopped}");
     assert_eq!(stopped["totals"]["complete"], false);
+    // With what stopped it, as the log said.
+    let why = stopped["totals"]["stopped_by"].as_str().unwrap_or_default();
+    assert!(why.contains("run the same command again"), "{stopped}");
     assert_eq!(stopped["totals"]["resumed"], settled);
     let done_then = stopped["frames"].as_array().unwrap().len();
     assert!(done_then >= 3, "{stopped}");
@@ -1737,6 +1740,7 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     );
     let r = report(&json);
     assert_eq!(r["totals"]["complete"], true);
+    assert!(r["totals"].get("stopped_by").is_none(), "{r}");
     assert_eq!(r["totals"]["interrupted"], false);
     assert_eq!(r["totals"]["frames"], 30);
     assert_eq!(r["totals"]["resumed"], before);
