@@ -44,3 +44,8 @@ pub mod still;
 pub mod video;
 
 pub use error::{Error, Result};
+
+/// The README's library example, compiled with the documentation's tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
