@@ -98,9 +98,12 @@ fn shown_value(value: &str) -> String {
 impl Error {
     /// A [`Error::Setting`] from its parts.
     pub fn setting(name: &str, value: impl ToString, problem: impl Into<String>) -> Self {
+        let value = value.to_string();
         Error::Setting {
             name: name.to_string(),
-            value: value.to_string(),
+            value: value
+                .parse()
+                .map_or(value.clone(), |x: f64| number(x).unwrap_or(value)),
             problem: problem.into(),
         }
     }
@@ -128,4 +131,16 @@ impl Error {
             problem: problem.into(),
         }
     }
+}
+
+/// `x` as a person would write it where its decimal form is long (`1e300`, not its 301 digits;
+/// `1e-12`), else `None`.
+fn number(x: f64) -> Option<String> {
+    let plain = x.to_string();
+    (x.is_finite() && plain.len() > 16).then(|| format!("{x:e}"))
+}
+
+/// `x` for a message: as [`number`] writes it where its decimal form is long, else as Rust does.
+pub(crate) fn shown(x: f64) -> String {
+    number(x).unwrap_or_else(|| x.to_string())
 }

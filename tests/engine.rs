@@ -483,8 +483,20 @@ fn only_the_ratios_of_the_weights_shape_the_picture() {
         );
     }
     // Beyond float64 (the style's), or beyond float32 for one weight alone (the content's,
-    // 0 · ∞ at the start), the error names the weights.
-    for (content_weight, style_weight) in [(1.0, 1e300), (1e39, 1e4)] {
+    // 0 · ∞ at the start), the error names the weights, as typed (not 301 digits), and the
+    // limit passed.
+    for (content_weight, style_weight, shown) in [
+        (
+            1.0,
+            1e300,
+            "--style-weight = 1e300: with --content-weight 1 and",
+        ),
+        (
+            1e39,
+            1e4,
+            "--style-weight = 10000: with --content-weight 1e39 and",
+        ),
+    ] {
         let loss = LossSettings {
             content_weight,
             style_weight,
@@ -497,10 +509,13 @@ fn only_the_ratios_of_the_weights_shape_the_picture() {
             .err()
             .expect("an overflowing total is refused")
             .to_string();
-        assert!(
-            error.contains("--style-weight") && error.contains("ratios"),
-            "{error}"
-        );
+        assert!(error.contains(shown) && error.contains("ratios"), "{error}");
+        let limit = if style_weight > 1e200 {
+            "beyond even float64"
+        } else {
+            "beyond what float32 can optimise"
+        };
+        assert!(error.contains(limit), "{error}");
     }
 }
 

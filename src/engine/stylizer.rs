@@ -15,7 +15,7 @@ use super::loss;
 use super::optim::{Adam, Lbfgs, Optimizer, Point};
 use super::preprocess;
 use super::vgg::{Layer, Pooling, Vgg19, CAFFE_MEAN_BGR};
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 
 /// The processing area at which `content_weight` and `tv_weight` equal the paper's α and the
 /// smoothness weight exactly: 512 x 512 pixels.
@@ -790,15 +790,21 @@ impl<'a> Stylizer<'a> {
         let all_finite = initial_values.iter().all(|v| v.is_finite());
         if terms_finite && !(total.is_finite() && all_finite) {
             let l = &self.loss;
+            // The total is summed in float64, the terms and the gradient in float32.
+            let limit = if total.is_finite() {
+                "beyond what float32 can optimise"
+            } else {
+                "beyond even float64"
+            };
             return Err(Error::setting(
                 "--style-weight",
                 l.style_weight,
                 format!(
                     "with --content-weight {} and --tv-weight {} the start's total loss is \
-                     {total:e}, beyond what float32 can optimise; only the weights' ratios shape \
-                     the picture, so bring them closer together or divide them all by the same \
-                     large number",
-                    l.content_weight, l.tv_weight
+                     {total:e}, {limit}; only the weights' ratios shape the picture, so bring \
+                     them closer together or divide them all by the same large number",
+                    shown(l.content_weight),
+                    shown(l.tv_weight)
                 ),
             ));
         }
