@@ -89,8 +89,13 @@ pub const CAFFE_MEAN_BGR: [f64; 3] = [103.939, 116.779, 123.68];
 pub struct Layer(usize);
 
 impl Layer {
-    /// The layer with the paper's name (`conv4_2`), or `None`.
+    /// The layer with the paper's name (`conv4_2`), or `None`. Its features are taken after its
+    /// ReLU, as in the paper's Caffe network, so neural-style's name for the same features
+    /// (`relu4_2`) is taken too.
     pub fn named(name: &str) -> Option<Layer> {
+        let name = name
+            .strip_prefix("relu")
+            .map_or_else(|| name.to_string(), |rest| format!("conv{rest}"));
         LAYERS.iter().position(|(n, _, _)| *n == name).map(Layer)
     }
 
@@ -300,5 +305,21 @@ impl Vgg19 {
             }
         }
         out.into_iter().map(|t| t.expect("layer reached")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_named_as_in_the_paper_or_after_their_relu() {
+        let conv = Layer::named("conv4_2").expect("the paper's name");
+        assert_eq!(conv.name(), "conv4_2");
+        assert_eq!(Layer::named("relu4_2"), Some(conv));
+        assert_eq!(Layer::named("relu1_1"), Layer::named("conv1_1"));
+        for name in ["relu9_1", "pool1", "relu", "CONV1_1", "conv4_2 "] {
+            assert_eq!(Layer::named(name), None, "{name}");
+        }
     }
 }

@@ -243,6 +243,7 @@ pub struct Args {
     pub tv_weight: f64,
 
     /// Content layer(s), comma-separated, each optionally with a weight: conv4_2 or conv4_2:1.
+    /// Features are taken after each layer's ReLU, so relu4_2 (neural-style's name) is the same.
     #[arg(long, value_delimiter = ',', default_value = "conv4_2")]
     pub content_layers: Vec<String>,
 
