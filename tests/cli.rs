@@ -591,7 +591,36 @@ fn bad_inputs_and_settings_fail_cleanly_before_any_work() {
             p(&frame),
             p(&style),
             vec!["--style-blend".into(), "1,2".into()],
-            vec!["--style-blend".into(), "one weight per --style".into()],
+            vec!["--style-blend = 1,2: give one weight per --style (1)".into()],
+        ),
+        // Lists are echoed as typed (they were Rust's debug lists, `[1.0, 2.0]`).
+        (
+            p(&frame),
+            p(&style),
+            vec!["--style-layer-weights".into(), "1,2,3".into()],
+            vec!["--style-layer-weights = 1,2,3: give one weight per style layer (5)".into()],
+        ),
+        // As with --style-blend 0,0: weights that all vanish are refused, and so is a loss
+        // whose every term weighs nothing (the start was written as it was, "loss 0").
+        (
+            p(&frame),
+            p(&style),
+            vec!["--style-layer-weights".into(), "0,0,0,0,0".into()],
+            vec![
+                "--style-layer-weights = 0,0,0,0,0".into(),
+                "--style-weight 0".into(),
+            ],
+        ),
+        (
+            p(&frame),
+            p(&style),
+            vec![
+                "--style-weight".into(),
+                "0".into(),
+                "--content-weight".into(),
+                "0".into(),
+            ],
+            vec!["--content-weight = 0".into(), "weighs nothing".into()],
         ),
         (
             p(&frame),
@@ -906,6 +935,11 @@ fn settings_without_effect_are_refused_by_name() {
             &["--style", &second, "--style-blend", "-1,1"],
             "out.png",
             "must be a finite number, zero or more",
+        ),
+        (
+            &["--style", &second, "--style-blend", "0, 0"],
+            "out.png",
+            "0,0: the blend weights sum to zero",
         ),
     ] {
         let output = dir.path().join(output);

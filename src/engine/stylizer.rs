@@ -137,6 +137,33 @@ impl LossSettings {
                 ));
             }
         }
+        // As with --style-blend: weights that all vanish leave a term with nothing to match.
+        let listed = |layers: &[LayerWeight]| {
+            let weights: Vec<String> = layers.iter().map(|l| shown(l.weight)).collect();
+            weights.join(",")
+        };
+        if !self.style_layers.is_empty() && self.style_layers.iter().all(|l| l.weight == 0.0) {
+            return Err(Error::setting(
+                "--style-layer-weights",
+                listed(&self.style_layers),
+                "the style layers' weights sum to zero; to leave the style out, give \
+                 --style-weight 0",
+            ));
+        }
+        let content =
+            self.content_weight * self.content_layers.iter().map(|l| l.weight).sum::<f64>();
+        let style = self.style_weight * self.style_layers.iter().map(|l| l.weight).sum::<f64>();
+        if content == 0.0 && style == 0.0 && self.tv_weight == 0.0 {
+            return Err(Error::setting(
+                "--content-weight",
+                shown(self.content_weight),
+                format!(
+                    "with --style-weight {} and --tv-weight 0 every term of the loss weighs \
+                     nothing: any picture would do, and the start would be written as it is",
+                    shown(self.style_weight)
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -309,9 +336,10 @@ impl StyleTarget {
             non_negative("--style-blend", *b)?;
         }
         if largest <= 0.0 {
+            let blends: Vec<String> = styles.iter().map(|(_, b)| shown(*b)).collect();
             return Err(Error::setting(
                 "--style-blend",
-                largest,
+                blends.join(","),
                 "the blend weights sum to zero",
             ));
         }

@@ -136,6 +136,7 @@ pub struct Args {
         long,
         value_delimiter = ',',
         value_name = "W,W,...",
+        value_parser = listed_number,
         allow_hyphen_values = true
     )]
     pub style_blend: Vec<f64>,
@@ -256,7 +257,12 @@ pub struct Args {
     pub style_layers: Vec<String>,
 
     /// Weights w_l of the style layers, one per layer [default: equal, summing to 1].
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = listed_number,
+        allow_hyphen_values = true
+    )]
     pub style_layer_weights: Vec<f64>,
 
     /// The painting's long edge relative to the processing size (or to its own long edge when
@@ -549,6 +555,19 @@ fn layer(flag: &str, name: &str) -> Result<Layer> {
     })
 }
 
+/// A number of a comma-separated list, spaces around it allowed (`--style-blend "0.7, 0.3"`).
+fn listed_number(text: &str) -> std::result::Result<f64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))
+}
+
+/// A list of numbers as it would be typed: `0.7,0.3`.
+fn listed(values: &[f64]) -> String {
+    let each: Vec<String> = values.iter().map(f64::to_string).collect();
+    each.join(",")
+}
+
 fn parse_weight(flag: &str, text: &str) -> Result<f64> {
     text.trim()
         .parse()
@@ -609,7 +628,7 @@ impl Args {
         } else {
             return Err(Error::setting(
                 "--style-layer-weights",
-                format!("{:?}", self.style_layer_weights),
+                listed(&self.style_layer_weights),
                 format!("give one weight per style layer ({})", style.len()),
             ));
         };
@@ -664,7 +683,7 @@ impl Args {
         } else {
             return Err(Error::setting(
                 "--style-blend",
-                format!("{:?}", self.style_blend),
+                listed(&self.style_blend),
                 format!("give one weight per --style ({})", self.styles.len()),
             ));
         };
