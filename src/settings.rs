@@ -228,12 +228,15 @@ impl StyleSettings {
             Init::Noise => Value::from("noise"),
             Init::Image(p) => Value::from(p.display().to_string()),
         };
+        // The blend as used: normalised to sum to 1.
+        let blends: f64 = self.styles.iter().map(|s| s.blend).sum();
+        let share = |blend: f64| if blends > 0.0 { blend / blends } else { blend };
         let extra = json!({
             "size": self.size,
             "processing_width": width,
             "processing_height": height,
             "styles": self.styles.iter().map(|s| json!({
-                "path": s.path.display().to_string(), "blend": s.blend
+                "path": s.path.display().to_string(), "blend": share(s.blend)
             })).collect::<Vec<_>>(),
             "style_scale": self.style_scale,
             "init": init,

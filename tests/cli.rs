@@ -364,21 +364,54 @@ fn same_size_images_are_not_resized() {
 }
 
 #[test]
+fn a_blend_s_report_gives_the_weights_as_used() {
+    // Blend weights are normalised to sum to 1: 7,3 paints what 0.7,0.3 does, and the report
+    // gives the weights used (it gave 7 and 3 as typed).
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("blend.json");
+    on_frame()
+        .arg("--style")
+        .arg(hokusai())
+        .args(["--style-blend", "7, 3", "--size", "32", "--iterations", "1"])
+        .arg("-o")
+        .arg(dir.path().join("blend.png"))
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let blends: Vec<f64> = report["settings"]["styles"]
+        .as_array()
+        .expect("styles")
+        .iter()
+        .map(|s| s["blend"].as_f64().expect("a blend"))
+        .collect();
+    assert_eq!(blends, [0.7, 0.3]);
+}
+
+#[test]
 fn preserve_colors_keeps_the_content_hue() {
     let dir = tempfile::tempdir().unwrap();
     let render = |extra: &[&str], name: &str| {
         let out = dir.path().join(name);
-        on_frame()
+        let run = on_frame()
             .args(["--size", "64", "--iterations", "40"])
             .args(extra)
             .arg("-o")
             .arg(&out)
             .assert()
             .success();
-        image::open(out).unwrap().to_rgb8()
+        (image::open(out).unwrap().to_rgb8(), stderr_of(&run))
     };
-    let plain = render(&[], "plain.png");
-    let kept = render(&["--preserve-colors"], "kept.png");
+    let (plain, _) = render(&[], "plain.png");
+    let (kept, log) = render(&["--preserve-colors"], "kept.png");
+    // The losses are the optimised picture's, and the log says so (they were taken for the
+    // written picture's, which after the colour transfer is several times higher).
+    assert!(
+        log.contains("the optimised picture's: its colours are then the content's"),
+        "{log}"
+    );
     let content = stylize_video::io::image::to_rgb8(&picture(&frame(), 64));
     // Chroma distance to the content (I and Q of YIQ, 0..255 scale).
     let chroma = |img: &image::RgbImage| {

@@ -103,8 +103,14 @@ fn still(args: &args::Args) -> stylize_video::Result<()> {
     ));
     let summary = stylize_image(&settings, &mut bar, &STOP)?;
     let o = &summary.outcome;
+    // The colours are replaced after the optimisation, which the losses are of.
+    let colours = if settings.style.preserve_colors {
+        ", the optimised picture's: its colours are then the content's"
+    } else {
+        ""
+    };
     bar.log(&format!(
-        "{}x{}: {} iterations in {:.1} s ({:.2} it/s), loss {:.4e} -> {:.4e} ({})",
+        "{}x{}: {} iterations in {:.1} s ({:.2} it/s), loss {:.4e} -> {:.4e} ({}{colours})",
         summary.size.0,
         summary.size.1,
         o.iterations,
