@@ -91,6 +91,9 @@ pub struct FrameReport {
     /// Losses at the output image.
     #[serde(rename = "final")]
     pub final_: LossReport,
+    /// The iteration whose image is the output (the lowest total loss met; 0: the start):
+    /// where the last iterations climbed, not the last.
+    pub final_iteration: usize,
     /// Why the optimisation stopped.
     pub stop: crate::engine::stylizer::StopReason,
     /// Times a non-finite value was met and the optimiser stepped back.
@@ -158,6 +161,7 @@ impl FrameReport {
             seconds,
             initial: LossReport::new(&outcome.initial, with_tv),
             final_: LossReport::new(&outcome.best, with_tv),
+            final_iteration: best_iteration(&outcome.history),
             stop: outcome.stop,
             recoveries: outcome.recoveries,
             history: outcome
@@ -223,4 +227,14 @@ impl Report {
             f.write_all(b"\n")
         })
     }
+}
+
+/// The iteration of the lowest total in `history` (the first, where several are as low).
+fn best_iteration(history: &[f64]) -> usize {
+    history
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_finite())
+        .min_by(|(i, a), (j, b)| a.total_cmp(b).then(i.cmp(j)))
+        .map_or(0, |(i, _)| i)
 }

@@ -132,6 +132,11 @@ fn a_frame_turns_into_the_painting_with_gif_and_report() {
     let history = f["history"].as_array().unwrap();
     assert_eq!(history.len(), 201);
     assert_eq!(history[200]["iteration"], 200);
+    // The iteration written is the one whose total the final losses give: the lowest.
+    let written = f["final_iteration"].as_u64().expect("final_iteration") as usize;
+    let total_at = |i: usize| history[i]["total"].as_f64().unwrap();
+    assert_eq!(total_at(written), f["final"]["total"].as_f64().unwrap());
+    assert!((0..=200).all(|i| total_at(i) >= total_at(written)));
     let (initial, last) = (&f["initial"], &f["final"]);
     for losses in [initial, last] {
         let keys: Vec<&String> = losses["style"].as_object().unwrap().keys().collect();
