@@ -492,7 +492,10 @@ fn stylize_all(
                     let image = match &init_image {
                         Some(i) => i.clone(),
                         None => {
-                            let i = job.style.load_init_image(w, h)?;
+                            let (i, stretched) = job.style.load_init_image(w, h)?;
+                            if let Some(w) = stretched {
+                                progress.warn(&mut outcome.warnings, w);
+                            }
                             init_image = Some(i.clone());
                             i
                         }

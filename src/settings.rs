@@ -182,12 +182,29 @@ impl StyleSettings {
         Ok(styles)
     }
 
-    /// The start image of `--init IMAGE`, scaled to `width` x `height`.
-    pub(crate) fn load_init_image(&self, width: u32, height: u32) -> Result<Option<Rgb32FImage>> {
-        match &self.init {
-            Init::Image(path) => Ok(Some(resize(&picture::load(path)?, width, height))),
-            _ => Ok(None),
-        }
+    /// The start image of `--init IMAGE`, scaled to `width` x `height`, with a warning where
+    /// that changes its shape (it is stretched, as neural-style does, not cropped).
+    pub(crate) fn load_init_image(
+        &self,
+        width: u32,
+        height: u32,
+    ) -> Result<(Option<Rgb32FImage>, Option<String>)> {
+        let Init::Image(path) = &self.init else {
+            return Ok((None, None));
+        };
+        let image = picture::load(path)?;
+        let (w, h) = image.dimensions();
+        let aspect = |w: u32, h: u32| f64::from(w) / f64::from(h);
+        // Beyond what rounding to whole pixels does.
+        let stretched = (aspect(w, h) / aspect(width, height) - 1.0).abs() > 0.02;
+        let warning = stretched.then(|| {
+            format!(
+                "--init '{}' is {w}x{h}, of another shape than the content's {width}x{height}: \
+                 it is stretched to it",
+                path.display()
+            )
+        });
+        Ok((Some(resize(&image, width, height)), warning))
     }
 
     /// The start of an optimisation without a previous result: the content (network space),

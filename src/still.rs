@@ -147,7 +147,10 @@ pub fn stylize_image(
     let content = resize(&content_full, w, h);
     drop(content_full);
     let styles = look.load_styles()?;
-    let init_image = look.load_init_image(w, h)?;
+    let (init_image, stretched) = look.load_init_image(w, h)?;
+    if let Some(w) = stretched {
+        progress.warn(&mut warnings, w);
+    }
 
     let vgg = look.network()?;
     let style_target = StyleTarget::new(&vgg, &styles, &look.loss)?;

@@ -750,20 +750,28 @@ fn bad_inputs_and_settings_fail_cleanly_before_any_work() {
 #[test]
 fn the_start_can_be_any_image_or_a_mix_with_noise() {
     let dir = tempfile::tempdir().unwrap();
-    let start = |extra: &[&str], name: &str| {
+    let run = |extra: &[&str], name: &str| {
         let out = dir.path().join(name);
-        on_frame()
+        let run = on_frame()
             .args(["--size", "64", "--iterations", "0"])
             .args(extra)
             .arg("-o")
             .arg(&out)
             .assert()
             .success();
-        image::open(out).unwrap().to_rgb8()
+        (image::open(out).unwrap().to_rgb8(), stderr_of(&run))
     };
-    // An image: scaled to the content's processing size (64x36), whatever its own shape.
+    let start = |extra: &[&str], name: &str| run(extra, name).0;
+    // An image: scaled to the content's processing size (64x36), whatever its own shape, and
+    // the log says so where the shape changes (it did not).
     let painting = van_gogh();
-    let from_painting = start(&["--init", painting.to_str().unwrap()], "painting.png");
+    let (from_painting, log) = run(&["--init", painting.to_str().unwrap()], "painting.png");
+    assert!(
+        log.contains("of another shape than the content's 64x36: it is stretched to it"),
+        "{log}"
+    );
+    let (_, log) = run(&["--init", frame().to_str().unwrap()], "frame.png");
+    assert!(!log.contains("stretched"), "{log}");
     let expected = image::imageops::resize(
         &picture(&painting, 400),
         64,
