@@ -265,9 +265,14 @@ fn a_painting_of_several_pictures_uses_its_first_and_says_so() {
         animation.display()
     );
     assert!(log.contains(&animation_said), "{log}");
+    // Its first picture, 64x48, is stretched to the content's shape, and that is said too.
+    let stretch_said = format!(
+        "--init '{}' is 64x48, of another shape than the content's 64x36: it is stretched to it",
+        animation.display()
+    );
     assert_eq!(
         started["warnings"],
-        serde_json::json!([pages_said, animation_said])
+        serde_json::json!([pages_said, animation_said, stretch_said])
     );
 }
 
