@@ -101,9 +101,7 @@ impl Error {
         let value = value.to_string();
         Error::Setting {
             name: name.to_string(),
-            value: value
-                .parse()
-                .map_or(value.clone(), |x: f64| number(x).unwrap_or(value)),
+            value: value.parse().ok().and_then(number).unwrap_or(value),
             problem: problem.into(),
         }
     }
@@ -143,4 +141,10 @@ fn number(x: f64) -> Option<String> {
 /// `x` for a message: as [`number`] writes it where its decimal form is long, else as Rust does.
 pub(crate) fn shown(x: f64) -> String {
     number(x).unwrap_or_else(|| x.to_string())
+}
+
+/// Numbers for a message, as a comma-separated list would be typed: `0.7,0.3`.
+pub fn listed(values: impl IntoIterator<Item = f64>) -> String {
+    let each: Vec<String> = values.into_iter().map(shown).collect();
+    each.join(",")
 }

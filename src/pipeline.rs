@@ -226,12 +226,12 @@ where
     // A source that ends before the frames its header counts (a file cut short, or damaged
     // past repair): what could be decoded is written, and the shortfall said.
     if let (Ok(()), Some(total)) = (&result, total) {
-        if outcome.frames < total && !outcome.interrupted {
+        let done = outcome.frames;
+        if done < total && !outcome.interrupted {
             let w = format!(
-                "only {} of the {total} frame(s) that the source's header counts in this range \
-                 could be decoded: the file ends early or is damaged, and the output has {} \
-                 frame(s)",
-                outcome.frames, outcome.frames
+                "only {done} of the {total} frame(s) that the source's header counts in this \
+                 range could be decoded: the file ends early or is damaged, and the output has \
+                 {done} frame(s)"
             );
             progress.warn(&mut outcome.warnings, w);
         }
@@ -493,8 +493,8 @@ fn stylize_all(
                         Some(i) => i.clone(),
                         None => {
                             let (i, stretched) = job.style.load_init_image(w, h)?;
-                            if let Some(w) = stretched {
-                                progress.warn(&mut outcome.warnings, w);
+                            if let Some(warning) = stretched {
+                                progress.warn(&mut outcome.warnings, warning);
                             }
                             init_image = Some(i.clone());
                             i

@@ -148,8 +148,8 @@ pub fn stylize_image(
     drop(content_full);
     let styles = look.load_styles()?;
     let (init_image, stretched) = look.load_init_image(w, h)?;
-    if let Some(w) = stretched {
-        progress.warn(&mut warnings, w);
+    if let Some(warning) = stretched {
+        progress.warn(&mut warnings, warning);
     }
 
     let vgg = look.network()?;

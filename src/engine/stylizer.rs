@@ -15,7 +15,7 @@ use super::loss;
 use super::optim::{Adam, Lbfgs, Optimizer, Point};
 use super::preprocess;
 use super::vgg::{Layer, Pooling, Vgg19, CAFFE_MEAN_BGR};
-use crate::error::{shown, Error, Result};
+use crate::error::{listed, shown, Error, Result};
 
 /// The processing area at which `content_weight` and `tv_weight` equal the paper's α and the
 /// smoothness weight exactly: 512 x 512 pixels.
@@ -138,14 +138,10 @@ impl LossSettings {
             }
         }
         // As with --style-blend: weights that all vanish leave a term with nothing to match.
-        let listed = |layers: &[LayerWeight]| {
-            let weights: Vec<String> = layers.iter().map(|l| shown(l.weight)).collect();
-            weights.join(",")
-        };
         if !self.style_layers.is_empty() && self.style_layers.iter().all(|l| l.weight == 0.0) {
             return Err(Error::setting(
                 "--style-layer-weights",
-                listed(&self.style_layers),
+                listed(self.style_layers.iter().map(|l| l.weight)),
                 "the style layers' weights sum to zero; to leave the style out, give \
                  --style-weight 0",
             ));
@@ -156,7 +152,7 @@ impl LossSettings {
         if content == 0.0 && style == 0.0 && self.tv_weight == 0.0 {
             return Err(Error::setting(
                 "--content-weight",
-                shown(self.content_weight),
+                self.content_weight,
                 format!(
                     "with --style-weight {} and --tv-weight 0 every term of the loss weighs \
                      nothing: any picture would do, and the start would be written as it is",
@@ -336,10 +332,9 @@ impl StyleTarget {
             non_negative("--style-blend", *b)?;
         }
         if largest <= 0.0 {
-            let blends: Vec<String> = styles.iter().map(|(_, b)| shown(*b)).collect();
             return Err(Error::setting(
                 "--style-blend",
-                blends.join(","),
+                listed(styles.iter().map(|(_, b)| *b)),
                 "the blend weights sum to zero",
             ));
         }

@@ -9,7 +9,7 @@ use stylize_video::engine::stylizer::{
     GramScale, LayerWeight, LossSettings, OptimizerKind, OptimizerSettings, DEFAULT_STYLE_WEIGHT,
 };
 use stylize_video::engine::vgg::{Layer, Pooling, Precision, Vgg19};
-use stylize_video::error::{Error, Result};
+use stylize_video::error::{listed, Error, Result};
 use stylize_video::frames::Ratio;
 use stylize_video::io::gif::DEFAULT_MAX_EDGE;
 use stylize_video::io::image::BitDepth;
@@ -562,12 +562,6 @@ fn listed_number(text: &str) -> std::result::Result<f64, String> {
         .map_err(|_| format!("'{text}' is not a number"))
 }
 
-/// A list of numbers as it would be typed: `0.7,0.3`.
-fn listed(values: &[f64]) -> String {
-    let each: Vec<String> = values.iter().map(f64::to_string).collect();
-    each.join(",")
-}
-
 fn parse_weight(flag: &str, text: &str) -> Result<f64> {
     text.trim()
         .parse()
@@ -628,7 +622,7 @@ impl Args {
         } else {
             return Err(Error::setting(
                 "--style-layer-weights",
-                listed(&self.style_layer_weights),
+                listed(self.style_layer_weights.iter().copied()),
                 format!("give one weight per style layer ({})", style.len()),
             ));
         };
@@ -683,7 +677,7 @@ impl Args {
         } else {
             return Err(Error::setting(
                 "--style-blend",
-                listed(&self.style_blend),
+                listed(self.style_blend.iter().copied()),
                 format!("give one weight per --style ({})", self.styles.len()),
             ));
         };
