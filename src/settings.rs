@@ -7,7 +7,7 @@ use image::Rgb32FImage;
 use serde_json::{json, Map, Value};
 use tch::{Device, Kind, Tensor};
 
-use crate::engine::preprocess::{resize, scaled_size, to_network};
+use crate::engine::preprocess::{resize, to_network};
 use crate::engine::stylizer::{LossSettings, OptimizerSettings};
 use crate::engine::vgg::{Precision, Vgg19};
 use crate::error::{Error, Result};
@@ -167,7 +167,7 @@ impl StyleSettings {
             let painting = picture::load(&style.path)?;
             let own = painting.width().max(painting.height());
             let edge = (f64::from(self.size.min(own)) * self.style_scale).round() as u32;
-            let (w, h) = check_processing_size(
+            let (w, h) = picture::check_processing_size(
                 &style.path,
                 "--style-scale",
                 self.style_scale,
@@ -270,56 +270,4 @@ impl StyleSettings {
         }
         s
     }
-}
-
-/// The size `original` is processed at with a long edge of `edge`, or an error (for `flag`
-/// set to `value`) naming `path`, the size and the long edge that would do when a side falls
-/// outside what the network takes.
-pub(crate) fn check_processing_size(
-    path: &Path,
-    flag: &str,
-    value: impl ToString,
-    original: (u32, u32),
-    edge: u32,
-) -> Result<(u32, u32)> {
-    let (w, h) = scaled_size(original.0, original.1, edge);
-    let fits = |v: u32| (picture::MIN_SIDE..=picture::MAX_SIDE).contains(&v);
-    if fits(w) && fits(h) {
-        return Ok((w, h));
-    }
-    let short_side = |long: u32| {
-        let (a, b) = scaled_size(original.0, original.1, long);
-        a.min(b)
-    };
-    // The smallest long edge whose short side reaches the minimum, near the exact ratio's.
-    let (long, short) = (
-        original.0.max(original.1),
-        original.0.min(original.1).max(1),
-    );
-    let estimate = (u64::from(picture::MIN_SIDE) * u64::from(long)).div_ceil(u64::from(short));
-    let need = (estimate.saturating_sub(2)..=estimate + 2)
-        .filter_map(|l| u32::try_from(l).ok())
-        .find(|&l| short_side(l) >= picture::MIN_SIDE);
-    let advice = match need {
-        _ if w.min(h) >= picture::MIN_SIDE => String::new(),
-        Some(l) if l <= picture::MAX_SIDE => {
-            format!(": a long edge of at least {l} pixels would do")
-        }
-        _ => ": no size fits a shape this narrow".to_string(),
-    };
-    let how = if flag == "--style-scale" {
-        " (a painting's long edge is --size, or its own when smaller, times --style-scale)"
-    } else {
-        ""
-    };
-    Err(Error::setting(
-        flag,
-        value.to_string(),
-        format!(
-            "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels{advice}{how}",
-            path.display(),
-            picture::MIN_SIDE,
-            picture::MAX_SIDE
-        ),
-    ))
 }

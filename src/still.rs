@@ -17,7 +17,7 @@ use crate::io::{atomic, image as picture};
 use crate::memory::MemoryUse;
 use crate::progress::{Progress, Throttle, LOSS_INTERVAL};
 use crate::report::{FrameReport, Report};
-use crate::settings::{check_processing_size, StyleSettings};
+use crate::settings::StyleSettings;
 
 /// The iteration GIF.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +137,7 @@ pub fn stylize_image(
         progress.log(w);
     }
     let content_full = picture::load(&settings.content)?;
-    let (w, h) = check_processing_size(
+    let (w, h) = picture::check_processing_size(
         &settings.content,
         "--size",
         look.size,

@@ -10,6 +10,7 @@ use image::{
 };
 
 use super::atomic;
+use crate::engine::preprocess::scaled_size;
 use crate::error::{Error, Result};
 
 /// The largest width or height accepted, in pixels (16K).
@@ -46,6 +47,58 @@ fn format_name(format: ImageFormat) -> String {
             .first()
             .map_or_else(|| format!("{other:?}"), |e| e.to_ascii_uppercase()),
     }
+}
+
+/// The size `original` is processed at with a long edge of `edge`, or an error (for `flag`
+/// set to `value`) naming `path`, the size and the long edge that would do when a side falls
+/// outside what the network takes.
+pub(crate) fn check_processing_size(
+    path: &Path,
+    flag: &str,
+    value: impl ToString,
+    original: (u32, u32),
+    edge: u32,
+) -> Result<(u32, u32)> {
+    let (w, h) = scaled_size(original.0, original.1, edge);
+    let fits = |v: u32| (MIN_SIDE..=MAX_SIDE).contains(&v);
+    if fits(w) && fits(h) {
+        return Ok((w, h));
+    }
+    let short_side = |long: u32| {
+        let (a, b) = scaled_size(original.0, original.1, long);
+        a.min(b)
+    };
+    // The smallest long edge whose short side reaches the minimum, near the exact ratio's.
+    let (long, short) = (
+        original.0.max(original.1),
+        original.0.min(original.1).max(1),
+    );
+    let estimate = (u64::from(MIN_SIDE) * u64::from(long)).div_ceil(u64::from(short));
+    let need = (estimate.saturating_sub(2)..=estimate + 2)
+        .filter_map(|l| u32::try_from(l).ok())
+        .find(|&l| short_side(l) >= MIN_SIDE);
+    let advice = match need {
+        _ if w.min(h) >= MIN_SIDE => String::new(),
+        Some(l) if l <= MAX_SIDE => {
+            format!(": a long edge of at least {l} pixels would do")
+        }
+        _ => ": no size fits a shape this narrow".to_string(),
+    };
+    let how = if flag == "--style-scale" {
+        " (a painting's long edge is --size, or its own when smaller, times --style-scale)"
+    } else {
+        ""
+    };
+    Err(Error::setting(
+        flag,
+        value.to_string(),
+        format!(
+            "'{}' would be processed at {w}x{h}; each side must be {} to {} pixels{advice}{how}",
+            path.display(),
+            MIN_SIDE,
+            MAX_SIDE
+        ),
+    ))
 }
 
 /// Reads an image of any supported format and depth (8 or 16 bit, grey, RGB, CMYK JPEG, with or

@@ -9,7 +9,7 @@ use super::image::{self as picture, BitDepth};
 use crate::engine::preprocess::resize;
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
-use crate::settings::check_processing_size;
+use crate::io::image::check_processing_size;
 
 /// Extensions read as frames.
 const FRAME_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "tif", "tiff", "exr", "bmp", "webp"];

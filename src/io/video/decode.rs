@@ -13,7 +13,7 @@ use image::Rgb32FImage;
 use super::{init, ratio, set_colorspace, sws_matrix, video_error};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSource, Ratio, SourceInfo};
-use crate::settings::check_processing_size;
+use crate::io::image::check_processing_size;
 
 use super::MAX_READ_ERRORS;
 
