@@ -70,6 +70,21 @@ pub enum Error {
         /// Why it cannot be used.
         problem: String,
     },
+    /// The device (GPU or host memory) ran out of memory for an image of this size.
+    #[error(
+        "ran out of memory optimising a {width}x{height} image ({problem}); --size {fits} needs \
+         about half as much (memory grows with the pixel count), and --precision bf16 less again"
+    )]
+    OutOfMemory {
+        /// The image's width, in pixels.
+        width: i64,
+        /// Its height.
+        height: i64,
+        /// A long edge that needs about half the memory (a multiple of 16).
+        fits: i64,
+        /// libtorch's words (their first line).
+        problem: String,
+    },
     /// The optimisation produced no finite image (never written out).
     #[error("the optimisation produced no finite image: {0}")]
     NonFinite(String),

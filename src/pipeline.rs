@@ -17,7 +17,9 @@ use tch::Tensor;
 use crate::engine::flow::{validated, warp, FlowEstimator, HornSchunck, Sampling};
 use crate::engine::preprocess::{self, from_network, to_network};
 use crate::engine::shot::{is_cut, unexplained_difference};
-use crate::engine::stylizer::{describe_recoveries, Outcome, StopReason, Stylizer};
+use crate::engine::stylizer::{
+    describe_recoveries, first_line, guard_memory, Outcome, StopReason, Stylizer,
+};
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, SourceInfo};
 use crate::kept::KeptFrames;
@@ -163,6 +165,9 @@ enum Styled {
     },
     /// Stop without completing the output.
     Abort,
+    /// Every frame has been sent: complete the output. A channel closed without this (the
+    /// stylising side failed in a way it could not report) leaves the output incomplete.
+    End,
 }
 
 /// Runs the pipeline: `open_source` opens the source in the decoding thread (sources need not
@@ -214,14 +219,19 @@ where
         info: Some(info.clone()),
         ..PipelineOutcome::default()
     };
-    let result = stylize_all(
-        job,
-        &decoded_rx,
-        &styled_tx,
-        progress,
-        &mut outcome,
-        &mut on_frame,
-    );
+    // A panic while stylising (libtorch's failures arrive as panics) becomes the run's error:
+    // the output is left incomplete, finished frames stay kept.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        stylize_all(
+            job,
+            &decoded_rx,
+            &styled_tx,
+            progress,
+            &mut outcome,
+            &mut on_frame,
+        )
+    }))
+    .unwrap_or_else(|payload| Err(stylizing_failed(payload.as_ref(), outcome.frames)));
     progress.end();
     // A source that ends before the frames its header counts (a file cut short, or damaged
     // past repair): what could be decoded is written, and the shortfall said.
@@ -236,9 +246,11 @@ where
             progress.warn(&mut outcome.warnings, w);
         }
     }
-    if result.is_err() || outcome.interrupted {
-        let _ = styled_tx.send(Styled::Abort);
-    }
+    let _ = styled_tx.send(if result.is_err() || outcome.interrupted {
+        Styled::Abort
+    } else {
+        Styled::End
+    });
     drop(styled_tx);
     drop(decoded_rx);
     let encoded = encoder.join().expect("the encoding thread does not panic");
@@ -361,13 +373,17 @@ where
                     .write(&frame)?;
             }
             Styled::Abort => return Ok(notes),
+            Styled::End => {
+                return match sink {
+                    Some(s) => s.finish().map(|()| notes),
+                    None => Err(Error::Pipeline("no frame reached the output".into())),
+                }
+            }
         }
     }
-    match sink {
-        Some(s) => s.finish()?,
-        None => return Err(Error::Pipeline("no frame reached the output".into())),
-    }
-    Ok(notes)
+    Err(Error::Pipeline(
+        "the stylising stage stopped unexpectedly; the output was not completed".into(),
+    ))
 }
 
 /// The stylizer loop, on the calling thread.
@@ -457,13 +473,17 @@ fn stylize_all(
                 // Where each pixel of this frame was in the previous one (to move the result
                 // along, and to tell whether this frame continues the shot at all).
                 let flow_started = Instant::now();
-                let back = (job.warm_start == WarmStart::Flow || job.cut_threshold > 0.0)
-                    .then(|| flow.flow(&content, &previous_content));
-                let cut = back
-                    .as_ref()
-                    .filter(|_| job.cut_threshold > 0.0)
-                    .map(|back| unexplained_difference(&content, &previous_content, back))
-                    .filter(|&difference| is_cut(difference, job.cut_threshold));
+                let size = (content.size()[2], content.size()[3]);
+                let (back, difference) = guard_memory(size, || {
+                    let back = (job.warm_start == WarmStart::Flow || job.cut_threshold > 0.0)
+                        .then(|| flow.flow(&content, &previous_content));
+                    let difference = back
+                        .as_ref()
+                        .filter(|_| job.cut_threshold > 0.0)
+                        .map(|back| unexplained_difference(&content, &previous_content, back));
+                    Ok((back, difference))
+                })?;
+                let cut = difference.filter(|&difference| is_cut(difference, job.cut_threshold));
                 outcome.flow_seconds += flow_started.elapsed().as_secs_f64();
                 if let Some(difference) = cut {
                     start = FrameStart::Cut;
@@ -476,11 +496,10 @@ fn stylize_all(
                     ));
                 } else {
                     warm_init = Some(match (job.warm_start, back) {
-                        (WarmStart::Flow, Some(back)) => warp(
-                            &result,
-                            &validated(&back, &content, &previous_content),
-                            WARM_START_SAMPLING,
-                        ),
+                        (WarmStart::Flow, Some(back)) => guard_memory(size, || {
+                            let back = validated(&back, &content, &previous_content);
+                            Ok(warp(&result, &back, WARM_START_SAMPLING))
+                        })?,
                         _ => result,
                     });
                 }
@@ -606,6 +625,20 @@ fn open_sink(styled: &SyncSender<Styled>, first: &Frame) -> bool {
     let (opened, reply) = sync_channel(1);
     let first = first.clone();
     styled.send(Styled::Open { first, opened }).is_ok() && reply.recv().unwrap_or(false)
+}
+
+/// The error for a panic of the stylising stage outside the optimisation and the flow (which
+/// turn running out of memory into [`Error::OutOfMemory`] themselves).
+fn stylizing_failed(payload: &(dyn std::any::Any + Send), frames: usize) -> Error {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    Error::Pipeline(format!(
+        "stylising failed after {frames} frame(s): {}; finished frames are kept",
+        first_line(message)
+    ))
 }
 
 fn interrupted(outcome: &PipelineOutcome, kept: Option<&KeptFrames>) -> Error {

@@ -76,6 +76,40 @@ pub struct StyleSettings {
 }
 
 impl StyleSettings {
+    /// The command line's defaults for `paintings`, blended equally: a long edge of 512 pixels,
+    /// the paintings at that size, starting from the content, the paper's loss
+    /// ([`LossSettings::default`]), 500 iterations of L-BFGS ([`OptimizerSettings::default`]),
+    /// the first CUDA GPU if there is one (in TF32) or else the CPU (in float32), channels-last,
+    /// and the bundled weights ([`Vgg19::default_weights_path`]). Change any field after.
+    pub fn new<P: Into<PathBuf>>(paintings: impl IntoIterator<Item = P>) -> Self {
+        let device = Device::cuda_if_available();
+        StyleSettings {
+            styles: paintings
+                .into_iter()
+                .map(|path| StyleImage {
+                    path: path.into(),
+                    blend: 1.0,
+                })
+                .collect(),
+            size: 512,
+            style_scale: 1.0,
+            init: Init::Content,
+            noise_ratio: 0.0,
+            seed: 0,
+            preserve_colors: false,
+            loss: LossSettings::default(),
+            optimizer: OptimizerSettings::default(),
+            device,
+            precision: if device.is_cuda() {
+                Precision::Tf32
+            } else {
+                Precision::Fp32
+            },
+            channels_last: true,
+            weights: Vgg19::default_weights_path(),
+        }
+    }
+
     /// Refuses an output that is the run's `content` or one of its paintings, however spelt.
     pub(crate) fn check_not_an_input(&self, output: &Path, content: &Path) -> Result<()> {
         let same = |input: &Path| crate::io::atomic::same_file(output, input);

@@ -63,7 +63,36 @@ pub struct StillSummary {
     pub memory: MemoryUse,
 }
 
+impl GifSettings {
+    /// The command line's defaults: about 50 pictures, at most 512 pixels on the long edge.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        GifSettings {
+            path: path.into(),
+            every: None,
+            max_edge: 512,
+        }
+    }
+}
+
 impl StillSettings {
+    /// Paints `content` into `output` as `style` says, with the command line's defaults for the
+    /// rest: no GIF or report, existing outputs kept (an error), 8 bits per channel.
+    pub fn new(
+        content: impl Into<PathBuf>,
+        output: impl Into<PathBuf>,
+        style: StyleSettings,
+    ) -> Self {
+        StillSettings {
+            content: content.into(),
+            output: output.into(),
+            gif: None,
+            report: None,
+            overwrite: false,
+            bit_depth: BitDepth::Eight,
+            style,
+        }
+    }
+
     /// Checks every value and that every output can be written, before any work is done.
     pub fn validate(&self) -> Result<()> {
         self.style.validate()?;

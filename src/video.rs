@@ -23,7 +23,7 @@ use crate::report::{FrameReport, Report, RunTotals};
 use crate::settings::StyleSettings;
 
 /// How to encode a video output.
-#[derive(Clone, Debug, PartialEq, Default, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct EncodeSettings {
     /// Codec: `h264`, `h265`, `vp9`, `av1`, `prores`, `ffv1`, or an ffmpeg encoder name.
     /// Default: H.264, or VP9 for WebM.
@@ -35,8 +35,22 @@ pub struct EncodeSettings {
     /// Pixel format (`yuv420p`, `yuv444p`, `yuv420p10le`, ...); default yuv420p where the codec
     /// has it, else the codec's first.
     pub pix_fmt: Option<String>,
-    /// Carry the source's sound over (copied, or re-encoded when the container needs it).
+    /// Carry the source's sound over (copied, or re-encoded when the container needs it);
+    /// default true.
     pub audio: bool,
+}
+
+impl Default for EncodeSettings {
+    /// The command line's defaults: the container's usual codec at CRF 18, the sound kept.
+    fn default() -> Self {
+        EncodeSettings {
+            codec: None,
+            crf: None,
+            bitrate: None,
+            pix_fmt: None,
+            audio: true,
+        }
+    }
 }
 
 /// Everything a video or sequence run needs.
@@ -256,7 +270,45 @@ fn identity(path: &Path) -> Value {
     })
 }
 
+/// Iterations of a warm frame (one that starts from the previous result) by default, the
+/// command line's `--quality normal`.
+pub const WARM_ITERATIONS: usize = 100;
+
+/// Iterations of a cold frame (the first, or the first of a new shot) by default.
+pub const FIRST_FRAME_ITERATIONS: usize = 500;
+
 impl VideoSettings {
+    /// Paints `input` into `output` as `style` says, with the command line's defaults for the
+    /// rest: [`FIRST_FRAME_ITERATIONS`] for the first frame and [`WARM_ITERATIONS`] for each
+    /// following one (this sets `style.optimizer.iterations`), warm starts along the optical
+    /// flow, cuts found at [`DEFAULT_CUT_THRESHOLD`](crate::engine::shot::DEFAULT_CUT_THRESHOLD),
+    /// every frame, 25 fps for a frame sequence, the input's own size, 8 bits, the sound kept,
+    /// no report, an existing output kept (an error), and kept frames resumed, then removed.
+    pub fn new(
+        input: impl Into<PathBuf>,
+        output: impl Into<PathBuf>,
+        mut style: StyleSettings,
+    ) -> Self {
+        style.optimizer.iterations = WARM_ITERATIONS;
+        VideoSettings {
+            input: input.into(),
+            output: output.into(),
+            style,
+            first_frame_iterations: FIRST_FRAME_ITERATIONS,
+            warm_start: WarmStart::Flow,
+            cut_threshold: crate::engine::shot::DEFAULT_CUT_THRESHOLD,
+            range: FrameRange::default(),
+            fps: Ratio::new(25, 1),
+            output_size: None,
+            bit_depth: BitDepth::Eight,
+            encode: EncodeSettings::default(),
+            report: None,
+            overwrite: false,
+            restart: false,
+            keep_frames: false,
+        }
+    }
+
     /// Checks every value and the output, before any work is done.
     pub fn validate(&self) -> Result<()> {
         self.style.validate()?;

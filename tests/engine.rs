@@ -742,3 +742,182 @@ fn the_picture_written_is_the_picture_optimised() {
         "{bounded_written:e} against {free_written:e}"
     );
 }
+
+/// A sink that records what reached it.
+struct Recording(std::sync::Arc<std::sync::Mutex<(usize, bool)>>);
+
+impl stylize_video::frames::FrameSink for Recording {
+    fn write(&mut self, _: &stylize_video::frames::Frame) -> stylize_video::Result<()> {
+        self.0.lock().unwrap().0 += 1;
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> stylize_video::Result<()> {
+        self.0.lock().unwrap().1 = true;
+        Ok(())
+    }
+}
+
+/// Three frames of the sample, the same picture, 32 pixels wide.
+struct Still3(stylize_video::frames::SourceInfo, usize);
+
+impl stylize_video::frames::FrameSource for Still3 {
+    fn info(&self) -> &stylize_video::frames::SourceInfo {
+        &self.0
+    }
+    fn next_frame(&mut self) -> stylize_video::Result<Option<stylize_video::frames::Frame>> {
+        self.1 += 1;
+        Ok((self.1 <= 3).then(|| stylize_video::frames::Frame {
+            index: self.1 - 1,
+            pts: self.1 as i64 - 1,
+            duration: 1,
+            image: picture(&frame(), 32),
+        }))
+    }
+}
+
+#[test]
+fn a_failure_while_stylising_leaves_the_output_incomplete_and_says_so() {
+    // A panic on the stylising side (libtorch reports its failures as panics; here the caller's
+    // own callback) used to unwind through the pipeline and close the encoder's channel, which
+    // completed the output with the frames it had, as if the source had ended there.
+    use stylize_video::frames::{FrameSink, FrameSource, Ratio, SourceInfo};
+    use stylize_video::pipeline::{self, FrameRange, PipelineJob, WarmStart};
+    let vgg = vgg();
+    let loss = LossSettings::default();
+    let target = van_gogh_style(&vgg, &loss, 32);
+    let stylizer = Stylizer::new(&vgg, &target, loss, lbfgs(2)).unwrap();
+    let mut style = stylize_video::settings::StyleSettings::new([van_gogh()]);
+    style.device = Device::Cpu;
+    style.size = 32;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let job = PipelineJob {
+        stylizer: &stylizer,
+        style: &style,
+        first_frame_iterations: 2,
+        warm_start: WarmStart::Flow,
+        cut_threshold: 14.0,
+        range: FrameRange::default(),
+        kept: None,
+        stop: &stop,
+    };
+    let (w, h) = picture(&frame(), 32).dimensions();
+    let info = SourceInfo {
+        width: w,
+        height: h,
+        frames: Some(3),
+        time_base: Ratio::new(1, 25),
+        frame_rate: Ratio::new(25, 1),
+        sample_aspect_ratio: Ratio::new(1, 1),
+        rotation: 0,
+        has_audio: false,
+        first_number: 0,
+        numbers: Vec::new(),
+        description: "three stills".into(),
+        timecode: None,
+    };
+    for fail_at in [Some(1), None] {
+        let sink = std::sync::Arc::new(std::sync::Mutex::new((0, false)));
+        let (source_info, recorded) = (info.clone(), sink.clone());
+        let (outcome, result) = pipeline::run(
+            move || Ok(Box::new(Still3(source_info, 0)) as Box<dyn FrameSource>),
+            move |_: &SourceInfo, _: &stylize_video::frames::Frame| {
+                Ok((
+                    Box::new(Recording(recorded)) as Box<dyn FrameSink>,
+                    Vec::new(),
+                ))
+            },
+            &job,
+            &mut stylize_video::progress::Silent,
+            |done| {
+                if Some(done.position) == fail_at {
+                    panic!("the caller's callback failed");
+                }
+            },
+        );
+        let (writes, finished) = *sink.lock().unwrap();
+        match fail_at {
+            Some(_) => {
+                let error = result.unwrap_err();
+                assert!(
+                    matches!(&error, Error::Pipeline(m)
+                        if m.contains("stylising failed after 1 frame(s): the caller's callback failed")),
+                    "{error}"
+                );
+                assert_eq!((outcome.frames, writes, finished), (1, 1, false));
+            }
+            None => {
+                result.unwrap();
+                assert_eq!((outcome.frames, writes, finished), (3, 3, true));
+                assert_eq!(outcome.warm_iterations.len(), 2);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_file_to_file_runs_work_from_the_library_with_its_defaults() {
+    use std::sync::atomic::AtomicBool;
+    use stylize_video::progress::Silent;
+    use stylize_video::settings::StyleSettings;
+    use stylize_video::still::{stylize_image, StillSettings};
+    use stylize_video::video::{stylize_video, VideoSettings, WARM_ITERATIONS};
+    let dir = tempfile::tempdir().unwrap();
+    let mut style = StyleSettings::new([van_gogh()]);
+    assert_eq!((style.size, style.optimizer.iterations), (512, 500));
+    style.device = Device::Cpu;
+    style.size = 48;
+    style.optimizer.iterations = 20;
+    let stop = AtomicBool::new(false);
+
+    let out = dir.path().join("still.png");
+    let still = StillSettings::new(frame(), &out, style.clone());
+    let summary = stylize_image(&still, &mut Silent, &stop).unwrap();
+    assert_eq!(summary.size, (48, 27));
+    assert_eq!(image::image_dimensions(&out).unwrap(), (48, 27));
+    assert!(summary.outcome.best.total < summary.outcome.initial.total / 3.0);
+    // An existing output is kept unless asked otherwise.
+    let again = stylize_image(&still, &mut Silent, &stop);
+    assert!(
+        matches!(again, Err(Error::Output { .. })),
+        "{:?}",
+        again.err()
+    );
+
+    // Three frames of a sequence, painted into another.
+    let frames = dir.path().join("in");
+    std::fs::create_dir(&frames).unwrap();
+    for n in 1..=3 {
+        let path = frames.join(format!("f{n:03}.png"));
+        stylize_video::io::image::save(&picture(&frame(), 56), &path).unwrap();
+    }
+    let pattern = dir.path().join("out/p%03d.png");
+    let mut video = VideoSettings::new(&frames, &pattern, style);
+    assert_eq!(
+        (
+            video.first_frame_iterations,
+            video.style.optimizer.iterations
+        ),
+        (500, WARM_ITERATIONS)
+    );
+    assert!(video.encode.audio);
+    video.first_frame_iterations = 10;
+    video.style.optimizer.iterations = 3;
+    let summary = stylize_video(&video, &mut Silent, &stop).unwrap();
+    assert_eq!(summary.outcome.frames, 3);
+    assert_eq!(summary.outcome.first_frame_iterations, Some(10));
+    assert_eq!(summary.outcome.warm_iterations, [3, 3]);
+    // A folder's frames are numbered from 0.
+    for n in 0..3 {
+        let written = dir.path().join(format!("out/p{n:03}.png"));
+        // Painted at 48 pixels, written at the sequence's own size.
+        assert_eq!(
+            image::image_dimensions(&written).unwrap(),
+            picture(&frame(), 56).dimensions(),
+            "{n}"
+        );
+    }
+    assert!(
+        !summary.kept.exists(),
+        "kept frames are removed once the output is complete"
+    );
+}

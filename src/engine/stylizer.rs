@@ -1112,8 +1112,9 @@ fn check_lbfgs_memory(history: usize, iterations: usize, x: &Tensor) -> Result<(
 
 /// Runs `work` (network passes at an image of `size` = (height, width)), turning libtorch's
 /// panics into errors: running out of device memory, as a panic or as the error of a fallible
-/// call (the backward pass, where a GPU is likeliest to run out), says which size would fit.
-fn guard_memory<T>(size: (i64, i64), work: impl FnOnce() -> Result<T>) -> Result<T> {
+/// call (the backward pass, where a GPU is likeliest to run out), says which size would fit;
+/// any other panic of libtorch becomes [`Error::Torch`] with the first line of its message.
+pub(crate) fn guard_memory<T>(size: (i64, i64), work: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
         Ok(Err(Error::Torch(e))) => {
             Err(memory_error(&e.to_string(), size).unwrap_or(Error::Torch(e)))
@@ -1125,8 +1126,9 @@ fn guard_memory<T>(size: (i64, i64), work: impl FnOnce() -> Result<T>) -> Result
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "libtorch failed".into());
-            Err(memory_error(&message, size)
-                .unwrap_or_else(|| Error::NonFinite(first_line(&message).to_string())))
+            Err(memory_error(&message, size).unwrap_or_else(|| {
+                Error::Torch(tch::TchError::Torch(first_line(&message).to_string()))
+            }))
         }
     }
 }
@@ -1154,13 +1156,11 @@ pub(crate) fn memory_error(message: &str, (h, w): (i64, i64)) -> Option<Error> {
     }
     let long = h.max(w);
     let fits = ((long as f64) * std::f64::consts::FRAC_1_SQRT_2 / 16.0).floor() as i64 * 16;
-    let first_line = first_line(message);
-    Some(Error::Device {
-        device: "memory".into(),
-        problem: format!(
-            "ran out of memory optimising a {w}x{h} image ({first_line}); --size {fits} needs about half as much \
-             (memory grows with the pixel count), and --precision bf16 less again"
-        ),
+    Some(Error::OutOfMemory {
+        width: w,
+        height: h,
+        fits,
+        problem: first_line(message).to_string(),
     })
 }
 
@@ -1237,7 +1237,10 @@ mod tests {
         })
         .unwrap_err();
         let text = error.to_string();
-        assert!(matches!(error, Error::Device { .. }), "{text}");
+        assert!(
+            matches!(error, Error::OutOfMemory { fits: 2704, .. }),
+            "{text}"
+        );
         assert!(
             text.contains("3840x2160") && text.contains("--size 2704"),
             "{text}"
@@ -1284,5 +1287,11 @@ mod tests {
             panic!("DefaultCPUAllocator: not enough memory")
         });
         assert!(caught.unwrap_err().to_string().contains("--size 896"));
+        // Another panic of libtorch is its error, not a claim about the image.
+        let other = guard_memory::<()>((720, 1280), || panic!("shape mismatch\nframe #0: c10::"));
+        assert!(
+            matches!(other, Err(Error::Torch(tch::TchError::Torch(ref m))) if m == "shape mismatch"),
+            "{other:?}"
+        );
     }
 }

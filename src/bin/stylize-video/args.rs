@@ -447,9 +447,9 @@ impl QualityArg {
                 warm: 20,
             },
             QualityArg::Normal => Effort {
-                still: 500,
-                first_frame: 500,
-                warm: 100,
+                still: OptimizerSettings::default().iterations,
+                first_frame: stylize_video::video::FIRST_FRAME_ITERATIONS,
+                warm: stylize_video::video::WARM_ITERATIONS,
             },
             QualityArg::Final => Effort {
                 still: 1000,
