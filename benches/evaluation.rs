@@ -14,8 +14,9 @@
 #[path = "common/args.rs"]
 mod args;
 
+use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use args::option;
@@ -188,6 +189,14 @@ fn main() {
             other => panic!("unknown device {other}"),
         }
     }
+    // PyTorch first: its process then has the GPU to itself (libtorch's caching allocator keeps
+    // what this process's cases took, which would squeeze its cuDNN workspaces), and its rows are
+    // printed as they come, so that a run cut off later keeps them.
+    let theirs: Vec<Value> = if args.iter().any(|a| a == "--no-pytorch") {
+        Vec::new()
+    } else {
+        pytorch(&args, &devices)
+    };
     let mut ours = Vec::new();
     for (device_name, device) in &devices {
         for s in &sizes {
@@ -227,11 +236,6 @@ fn main() {
             }
         }
     }
-    let theirs: Vec<Value> = if args.iter().any(|a| a == "--no-pytorch") {
-        Vec::new()
-    } else {
-        pytorch(&args, &devices)
-    };
     println!();
     println!("| device | size | precision | layout | stylize-video | PyTorch | PyTorch / stylize-video | L-BFGS iteration | PyTorch's | PyTorch / stylize-video |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -293,23 +297,25 @@ fn pytorch(args: &[String], devices: &[(&str, Device)]) -> Vec<Value> {
             command.arg(flag).arg(&args[i + 1]);
         }
     }
-    match command.output() {
-        Ok(out) => {
-            if !out.status.success() {
-                eprintln!(
-                    "evaluation: PyTorch comparison failed (its cases before the failure are kept): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .inspect(|v: &Value| println!("{v}"))
-                .collect()
-        }
+    command.stdout(Stdio::piped()).env("PYTHONUNBUFFERED", "1");
+    let mut child = match command.spawn() {
+        Ok(child) => child,
         Err(e) => {
             eprintln!("evaluation: no python3 for the PyTorch comparison: {e}");
-            Vec::new()
+            return Vec::new();
         }
+    };
+    let rows: Vec<Value> = BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(|l| l.ok())
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .inspect(|v: &Value| println!("{v}"))
+        .collect();
+    match child.wait() {
+        Ok(status) if status.success() => {}
+        other => eprintln!(
+            "evaluation: the PyTorch comparison failed ({other:?}; its cases before the failure are kept)"
+        ),
     }
+    rows
 }

@@ -158,11 +158,20 @@ def bench(convs, size, device, repeats, warmup, precision, layout, lbfgs=0):
         group["max_iter"], group["max_eval"] = lbfgs, 10 * lbfgs
     if device.type == "cuda":
         torch.cuda.synchronize()
+    state = optimizer.state[image]
+    before = state["n_iter"]
     t = time.perf_counter()
     optimizer.step(closure)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return evaluation, (time.perf_counter() - t) * 1e3 / lbfgs
+    seconds = time.perf_counter() - t
+    # Per iteration run: torch.optim.LBFGS stops early where a direction does not descend
+    # (float32 can diverge), which dividing by the count asked for would hide.
+    run = state["n_iter"] - before
+    if run < lbfgs:
+        print("pytorch_evaluation: torch.optim.LBFGS ran %d of %d iterations at %dx%d %s %s"
+              % (run, lbfgs, width, height, precision, layout), file=sys.stderr)
+    return evaluation, (seconds * 1e3 / run if run > 0 else None)
 
 
 def main():
@@ -197,7 +206,8 @@ def main():
                     print(json.dumps({"impl": "pytorch", "device": name, "width": size[0], "height": size[1],
                                       "precision": precision, "layout": layout, "ms": round(ms, 3),
                                       "lbfgs_iteration_ms": iteration_ms and round(iteration_ms, 3),
-                                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+                                      "threads": torch.get_num_threads(), "torch": torch.__version__}),
+                          flush=True)
                     sys.stdout.flush()
 
 

