@@ -22,16 +22,18 @@ const START_MAGIC: &[u8] = b"stylize-video start 1\n";
 #[derive(Clone, Debug)]
 pub struct KeptFrames {
     dir: PathBuf,
+    discarded: usize,
 }
 
 impl KeptFrames {
     /// Opens the folder `dir` for frames made with `fingerprint` (every setting that changes the
-    /// pixels). Frames made with other settings are an error that says what changed, unless
-    /// `restart` is set: then they are discarded. Returns the folder and how many frames from
-    /// the first on are already there.
+    /// pixels). Frames made with other settings are an error that says what changed. With
+    /// `restart`, whatever is kept is discarded (see [`KeptFrames::discarded`]). Returns the
+    /// folder and how many frames from the first on are already there.
     pub fn open(dir: &Path, fingerprint: &Value, restart: bool) -> Result<(Self, usize)> {
-        let kept = KeptFrames {
+        let mut kept = KeptFrames {
             dir: dir.to_path_buf(),
+            discarded: 0,
         };
         // Compared as read back from the file, so that a number whose text does not parse back
         // to the very same float (serde_json's fast parser may be one unit off) still matches.
@@ -44,7 +46,7 @@ impl KeptFrames {
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .map(upgraded);
-            if previous.as_ref() == Some(fingerprint) {
+            if !restart && previous.as_ref() == Some(fingerprint) {
                 let count = kept.count();
                 return Ok((kept, count));
             }
@@ -63,6 +65,7 @@ impl KeptFrames {
                     ),
                 ));
             }
+            kept.discarded = kept.count_files();
             std::fs::remove_dir_all(dir).map_err(|source| Error::Io {
                 action: "cannot remove",
                 path: dir.to_path_buf(),
@@ -76,6 +79,11 @@ impl KeptFrames {
         })?;
         atomic::write(&settings, |f| f.write_all(text.as_bytes()))?;
         Ok((kept, 0))
+    }
+
+    /// How many kept frames opening discarded (`restart`).
+    pub fn discarded(&self) -> usize {
+        self.discarded
     }
 
     /// How many frames, from the first on, are kept.

@@ -234,8 +234,10 @@ where
     .unwrap_or_else(|payload| Err(stylizing_failed(payload.as_ref(), outcome.frames)));
     progress.end();
     // A source that ends before the frames its header counts (a file cut short, or damaged
-    // past repair): what could be decoded is written, and the shortfall said.
-    if let (Ok(()), Some(total)) = (&result, total) {
+    // past repair): what could be decoded is written, and the shortfall said. (Not when the
+    // output stopped taking frames: its error is the one to report.)
+    let result = result.map(|ended| ended == Ended::Source);
+    if let (Ok(true), Some(total)) = (&result, total) {
         let done = outcome.frames;
         if done < total && !outcome.interrupted {
             let w = format!(
@@ -246,7 +248,7 @@ where
             progress.warn(&mut outcome.warnings, w);
         }
     }
-    let _ = styled_tx.send(if result.is_err() || outcome.interrupted {
+    let _ = styled_tx.send(if !matches!(result, Ok(true)) || outcome.interrupted {
         Styled::Abort
     } else {
         Styled::End
@@ -261,7 +263,10 @@ where
         (Err(e), _) if !matches!(e, Error::Interrupted(_)) => Err(e),
         (_, Err(e)) => Err(e),
         (Err(e), _) => Err(e),
-        (Ok(()), Ok(notes)) => {
+        (Ok(false), Ok(_)) => Err(Error::Pipeline(
+            "the output stopped taking frames without an error".into(),
+        )),
+        (Ok(true), Ok(notes)) => {
             for n in &notes {
                 progress.log(n);
             }
@@ -387,6 +392,15 @@ where
 }
 
 /// The stylizer loop, on the calling thread.
+/// Why the stylising loop ended without an error of its own.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// The source had no more frames.
+    Source,
+    /// The sink stopped taking frames (its error says why).
+    Sink,
+}
+
 fn stylize_all(
     job: &PipelineJob<'_>,
     decoded: &Receiver<Decoded>,
@@ -394,7 +408,7 @@ fn stylize_all(
     progress: &mut dyn Progress,
     outcome: &mut PipelineOutcome,
     on_frame: &mut dyn FnMut(&FrameDone<'_>),
-) -> Result<()> {
+) -> Result<Ended> {
     let device = job.style.device;
     let (kept, already) = match job.kept {
         Some((k, n)) => (Some(k), n),
@@ -429,7 +443,7 @@ fn stylize_all(
         }
         if position == 0 && !open_sink(styled, &frame) {
             // The encoder refused the output: its error is the one to report.
-            return Ok(());
+            return Ok(Ended::Sink);
         }
         let content_image = frame.image.clone();
         let (raw, keep, done) = if position < already {
@@ -610,13 +624,13 @@ fn stylize_all(
             .is_err()
         {
             // The encoder stopped: its error is the one to report.
-            return Ok(());
+            return Ok(Ended::Sink);
         }
         position += 1;
         outcome.frames += 1;
         progress.advance(outcome.frames as u64, Some(loss_so_far));
     }
-    Ok(())
+    Ok(Ended::Source)
 }
 
 /// Has the encoding thread open the sink for the run's `first` frame (as decoded: the sink
@@ -643,6 +657,7 @@ fn stylizing_failed(payload: &(dyn std::any::Any + Send), frames: usize) -> Erro
 
 fn interrupted(outcome: &PipelineOutcome, kept: Option<&KeptFrames>) -> Error {
     Error::Interrupted(match kept {
+        _ if outcome.frames == 0 => "stopped before the first frame was finished; nothing was written".into(),
         Some(k) => format!(
             "stopped after {} frame(s); finished frames are kept in '{}': run the same command again to resume",
             outcome.frames,

@@ -574,8 +574,28 @@ pub fn stylize_video(
         .parent()
         .filter(|folder| !folder.exists())
         .map(Path::to_path_buf);
+    // --restart paints every frame again: over a sequence's frames only with --overwrite, and
+    // refused before it discards anything.
+    if settings.restart
+        && !settings.overwrite
+        && sequence_output_exists(&settings.output, &settings.input, settings.range)
+    {
+        return Err(Error::output(
+            &settings.output,
+            "frames of this sequence already exist, and --restart paints them all again: pass \
+             --overwrite too to replace them (nothing was discarded)",
+        ));
+    }
     let (kept, mut already) =
         KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
+    if kept.discarded() > 0 {
+        progress.log(&format!(
+            "--restart: discarded {} file(s) of finished frames kept in '{}'; painting from the \
+             first frame",
+            kept.discarded(),
+            kept_path.display()
+        ));
+    }
     // Warnings before the pipeline's own, for the log and the report.
     let mut warnings = settings.style.warnings();
     for w in &warnings {
@@ -653,7 +673,22 @@ pub fn stylize_video(
         };
         // What was stylised before the stop is reported (`totals.interrupted` says whether
         // Ctrl-C stopped it); the frames themselves are kept for the next run.
-        if let (Some(path), false) = (&settings.report, reports.is_empty()) {
+        // Not over the report of a complete video that is still there (an --overwrite run
+        // stopped before replacing it): that report goes on describing it. (A sequence's
+        // frames are replaced as they are painted.)
+        let describes_output = |path: &Path| {
+            path.is_file()
+                && settings.output.is_file()
+                && !is_stopped_run_report(path, &settings.output)
+        };
+        if let Some(path) = settings.report.as_deref().filter(|p| describes_output(p)) {
+            progress.log(&format!(
+                "the stopped run's report was not written: '{}' describes the complete output \
+                 '{}', which is still there",
+                path.display(),
+                settings.output.display()
+            ));
+        } else if let (Some(path), false) = (&settings.report, reports.is_empty()) {
             let memory = MemoryUse::now(settings.style.device);
             let written = write_report(
                 settings,
@@ -691,14 +726,22 @@ pub fn stylize_video(
 }
 
 /// Whether `path` holds the report of a run into `output` that stopped before completing it.
+/// The output it names is compared however spelt: as typed then (from this folder, or from
+/// the report's own, where a run started beside its outputs wrote it) against `output`.
 fn is_stopped_run_report(path: &Path, output: &Path) -> bool {
-    std::fs::read(path)
+    let Some(report) = std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .is_some_and(|r| {
-            r["totals"]["complete"] == json!(false)
-                && r["settings"]["output"] == json!(output.display().to_string())
-        })
+    else {
+        return false;
+    };
+    let Some(named) = report["settings"]["output"].as_str().map(Path::new) else {
+        return false;
+    };
+    let beside_report = path.parent().map(|folder| folder.join(named));
+    report["totals"]["complete"] == json!(false)
+        && (atomic::same_file(named, output)
+            || beside_report.is_some_and(|p| atomic::same_file(&p, output)))
 }
 
 /// Before 2026-11-24 a sequence's frames were kept in the folder's `.stylize-video-frames`:

@@ -815,6 +815,23 @@ fn a_failure_while_stylising_leaves_the_output_incomplete_and_says_so() {
         description: "three stills".into(),
         timecode: None,
     };
+    // Stopped before the first frame: nothing written, and said so.
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let source_info = info.clone();
+    let (_, result) = pipeline::run(
+        move || Ok(Box::new(Still3(source_info, 0)) as Box<dyn FrameSource>),
+        |_: &SourceInfo, _: &stylize_video::frames::Frame| -> stylize_video::Result<_> {
+            panic!("no sink is opened")
+        },
+        &job,
+        &mut stylize_video::progress::Silent,
+        |_| {},
+    );
+    assert!(
+        matches!(&result, Err(Error::Interrupted(m)) if m.contains("before the first frame was finished; nothing was written")),
+        "{result:?}"
+    );
+    stop.store(false, std::sync::atomic::Ordering::SeqCst);
     for fail_at in [Some(1), None] {
         let sink = std::sync::Arc::new(std::sync::Mutex::new((0, false)));
         let (source_info, recorded) = (info.clone(), sink.clone());

@@ -1254,15 +1254,43 @@ fn frame_sequences_go_in_and_out() {
         "{log}"
     );
     // Other settings: starting over replaces the frames written before, so it needs
-    // --overwrite as well as --restart.
-    run()
+    // --overwrite as well as --restart, and without it discards nothing: the first command
+    // still resumes.
+    let refused = run()
         .args(["--iterations", "3", "--restart"])
         .assert()
-        .failure();
-    run()
-        .args(["--iterations", "3", "--restart", "--overwrite"])
-        .assert()
-        .success();
+        .failure()
+        .get_output()
+        .clone();
+    let log = stderr_of(&refused);
+    assert!(
+        log.contains("pass --overwrite too") && log.contains("nothing was discarded"),
+        "{log}"
+    );
+    let log = stderr_of(&run().assert().success().get_output().clone());
+    assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
+    let log = stderr_of(
+        &run()
+            .args(["--iterations", "3", "--restart", "--overwrite"])
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert!(log.contains("--restart: discarded"), "{log}");
+    // --restart starts afresh with the same settings too.
+    let log = stderr_of(
+        &run()
+            .args(["--iterations", "3", "--restart", "--overwrite"])
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert!(
+        log.contains("--restart: discarded") && !log.contains("resuming"),
+        "{log}"
+    );
 
     // A pattern to 16-bit PNGs, keeping the input's numbers, and to EXR.
     let deep = d.join("deep");
@@ -1725,10 +1753,24 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
         "{log}"
     );
 
-    // The same command: resumes, finishes, and stylises only the frames that were missing.
+    // The same command, its paths spelt from the output's folder: resumes, finishes, and
+    // stylises only the frames that were missing (and replaces the stopped run's report).
     let before = kept_pngs(&kept);
+    let spelt: Vec<String> = args(&[])
+        .into_iter()
+        .map(|a| {
+            if a == out.display().to_string() {
+                "./resumed.mp4".into()
+            } else if a == json.display().to_string() {
+                "r.json".into()
+            } else {
+                a
+            }
+        })
+        .collect();
     let done = Command::new(&binary)
-        .args(args(&[]))
+        .current_dir(dir.path())
+        .args(spelt)
         .assert()
         .success()
         .get_output()
@@ -1754,6 +1796,16 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
         !kept.exists(),
         "kept frames are removed once the output is complete"
     );
+
+    // An --overwrite run stopped before it replaced the video leaves it, and its report.
+    let run =
+        Watched::spawn(Process::new(&binary).args(args(&["--overwrite", "--iterations", "11"])));
+    wait_for_frames(&kept, 2, Duration::from_secs(120));
+    let (code, log) = run.interrupt();
+    assert_eq!(code, Some(130), "{log}");
+    assert!(log.contains("report was not written"), "{log}");
+    assert_eq!(report(&json)["totals"]["complete"], true);
+    assert_eq!(probe(&out).times.len(), 30);
 }
 
 #[test]
@@ -2237,4 +2289,33 @@ fn flags_a_run_would_ignore_are_refused() {
     }
     assert!(!gif.exists() && !still.exists());
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn an_output_that_fails_midway_is_not_blamed_on_the_source() {
+    // Frame 3's file cannot be written (a folder of its name, as a full disk would refuse it):
+    // the run fails naming it, and does not also say that the source ended early.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("out/0003.png")).unwrap();
+    let json = dir.path().join("r.json");
+    let failed = quick(
+        &clip("carphone_pristine.mp4"),
+        &dir.path().join("out/%04d.png"),
+    )
+    .args(["--frames", ":6", "--overwrite", "--report"])
+    .arg(&json)
+    .assert()
+    .failure()
+    .get_output()
+    .clone();
+    let log = stderr_of(&failed);
+    assert!(
+        log.contains("cannot write") && log.contains("0003.png"),
+        "{log}"
+    );
+    assert!(!log.contains("could be decoded"), "{log}");
+    let r = report(&json);
+    assert_eq!(r["totals"]["complete"], false);
+    assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
+    assert!(dir.path().join("out/0002.png").is_file());
 }
