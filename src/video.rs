@@ -85,7 +85,8 @@ pub struct VideoSettings {
     pub report: Option<PathBuf>,
     /// Replace an existing output.
     pub overwrite: bool,
-    /// Discard frames kept from an earlier run with other settings.
+    /// Discard the frames kept from an earlier run (with any settings) and paint every frame
+    /// again; without it, frames kept with other settings are an error.
     pub restart: bool,
     /// Keep the finished frames after the output is complete.
     pub keep_frames: bool,

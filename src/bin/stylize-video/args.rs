@@ -216,7 +216,8 @@ pub struct Args {
     #[arg(long)]
     pub no_audio: bool,
 
-    /// Video: discard frames kept from an earlier run with other settings, instead of stopping.
+    /// Video: discard the frames kept from an earlier run and paint every frame again (needed to
+    /// change settings with frames kept; a sequence's frames already written need --overwrite too).
     #[arg(long)]
     pub restart: bool,
 
