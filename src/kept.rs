@@ -18,11 +18,67 @@ const INPUTS_FILE: &str = "inputs.json";
 /// The first bytes of a kept start (see [`KeptFrames::save_start`]).
 const START_MAGIC: &[u8] = b"stylize-video start 1\n";
 
-/// The kept frames of one output.
+/// Held by the run that keeps frames in the folder (see [`lock`]).
+const LOCK_FILE: &str = ".lock";
+
+/// The kept frames of one output, held by this run alone while it lives (another run into the
+/// same output is refused, see [`KeptFrames::open`]).
 #[derive(Clone, Debug)]
 pub struct KeptFrames {
     dir: PathBuf,
     discarded: usize,
+    /// The locked file; the lock goes with the last clone (or with the process, however it
+    /// ends: the kernel releases it).
+    _lock: std::sync::Arc<std::fs::File>,
+}
+
+/// Locks `dir` for this process: an exclusive `flock` on its lock file, which holds the pid of
+/// the run that holds it. Another run holding it is an error that names it.
+fn lock(dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek};
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let io = |action: &'static str| {
+        let path = path.clone();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io("cannot create"))?;
+    // SAFETY: flock on a descriptor this File owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(io("cannot lock")(error));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        let by = if holder.is_empty() {
+            "another run".to_string()
+        } else {
+            format!("another run (process {holder})")
+        };
+        return Err(Error::output(
+            dir,
+            format!(
+                "{by} is writing this output and keeps its frames here; wait for it to end, \
+                 or stop it (it resumes where it stopped)"
+            ),
+        ));
+    }
+    file.set_len(0).map_err(io("cannot write"))?;
+    file.rewind().map_err(io("cannot write"))?;
+    write!(file, "{}", std::process::id()).map_err(io("cannot write"))?;
+    Ok(file)
 }
 
 impl KeptFrames {
@@ -31,54 +87,75 @@ impl KeptFrames {
     /// `restart`, whatever is kept is discarded (see [`KeptFrames::discarded`]). Returns the
     /// folder and how many frames from the first on are already there.
     pub fn open(dir: &Path, fingerprint: &Value, restart: bool) -> Result<(Self, usize)> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "cannot create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut kept = KeptFrames {
             dir: dir.to_path_buf(),
             discarded: 0,
+            _lock: std::sync::Arc::new(lock(dir)?),
         };
         // Compared as read back from the file, so that a number whose text does not parse back
         // to the very same float (serde_json's fast parser may be one unit off) still matches.
         let text = serde_json::to_string_pretty(fingerprint).expect("JSON");
         let fingerprint: &Value = &serde_json::from_str(&text).expect("JSON");
         let settings = dir.join(SETTINGS_FILE);
-        if dir.is_dir() {
-            // As the current version writes it.
-            let previous: Option<Value> = std::fs::read_to_string(&settings)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .map(upgraded);
-            if !restart && previous.as_ref() == Some(fingerprint) {
-                let count = kept.count();
-                return Ok((kept, count));
+        // As the current version writes it.
+        let previous: Option<Value> = std::fs::read_to_string(&settings)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .map(upgraded);
+        if !restart && previous.as_ref() == Some(fingerprint) {
+            let count = kept.count();
+            return Ok((kept, count));
+        }
+        // Without frames there is nothing to lose: start afresh.
+        if !restart && kept.count_files() > 0 {
+            let frames = kept.count_files();
+            let changed = match &previous {
+                Some(p) => differences(p, fingerprint).join(", "),
+                None => "unknown settings".into(),
+            };
+            return Err(Error::output(
+                dir,
+                format!(
+                    "holds {frames} frame(s) kept from an earlier run with other settings ({changed}); \
+                     rerun with those settings to resume, or pass --restart to discard them"
+                ),
+            ));
+        }
+        kept.discarded = kept.count_files();
+        kept.clear()?;
+        atomic::write(&settings, |f| f.write_all(text.as_bytes()))?;
+        Ok((kept, 0))
+    }
+
+    /// Removes everything kept but the lock.
+    fn clear(&self) -> Result<()> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| Error::Io {
+            action: "cannot read",
+            path: self.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name() == LOCK_FILE {
+                continue;
             }
-            // Without frames there is nothing to lose: start afresh.
-            if !restart && kept.count_files() > 0 {
-                let frames = kept.count_files();
-                let changed = match &previous {
-                    Some(p) => differences(p, fingerprint).join(", "),
-                    None => "unknown settings".into(),
-                };
-                return Err(Error::output(
-                    dir,
-                    format!(
-                        "holds {frames} frame(s) kept from an earlier run with other settings ({changed}); \
-                         rerun with those settings to resume, or pass --restart to discard them"
-                    ),
-                ));
-            }
-            kept.discarded = kept.count_files();
-            std::fs::remove_dir_all(dir).map_err(|source| Error::Io {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|source| Error::Io {
                 action: "cannot remove",
-                path: dir.to_path_buf(),
+                path,
                 source,
             })?;
         }
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            action: "cannot create",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        atomic::write(&settings, |f| f.write_all(text.as_bytes()))?;
-        Ok((kept, 0))
+        Ok(())
     }
 
     /// How many kept frames opening discarded (`restart`).
@@ -353,6 +430,7 @@ mod tests {
         let (kept, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
         assert_eq!(already, 0);
         std::fs::write(kept.path(0), b"a frame").unwrap();
+        drop(kept);
         let (_, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
         assert_eq!(already, 1);
     }
@@ -368,6 +446,7 @@ mod tests {
         let old = serde_json::json!({ "input": { "sequence": typed.display().to_string() } });
         let (kept, _) = KeptFrames::open(&folder, &old, false).unwrap();
         std::fs::write(kept.path(0), b"a frame").unwrap();
+        drop(kept);
         let real = atomic::real_path(&typed);
         let new = serde_json::json!({ "input": { "sequence": real.display().to_string() } });
         let (_, already) = KeptFrames::open(&folder, &new, false).unwrap();
@@ -384,6 +463,7 @@ mod tests {
         for i in 0..2 {
             std::fs::write(kept.path(i), b"a frame").unwrap();
         }
+        drop(kept);
         let new = serde_json::json!({ "input": { "sequence": "/s/%04d.png" } });
         let (kept, already) = KeptFrames::open(&folder, &new, false).unwrap();
         assert_eq!(already, 2);
@@ -455,5 +535,33 @@ mod tests {
                 .all(|(a, b)| a.to_bits() == b.to_bits()),
             "the same to the bit"
         );
+    }
+
+    #[test]
+    fn a_folder_in_use_by_another_run_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out.mp4.frames");
+        let fingerprint = json!({ "size": 64 });
+        let (kept, _) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
+        std::fs::write(kept.path(0), b"a frame").unwrap();
+        // Another run (a second open, as another process's would be), even with --restart:
+        // refused, naming the process, and nothing discarded.
+        for restart in [false, true] {
+            let error = KeptFrames::open(&folder, &fingerprint, restart).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!("another run (process {})", std::process::id()))
+                    && text.contains("is writing this output"),
+                "{text}"
+            );
+        }
+        assert_eq!(kept.count(), 1);
+        // Held while any clone lives; free once the run is over.
+        let clone = kept.clone();
+        drop(kept);
+        assert!(KeptFrames::open(&folder, &fingerprint, false).is_err());
+        drop(clone);
+        let (_, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
+        assert_eq!(already, 1);
     }
 }

@@ -1731,6 +1731,21 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     let left = partials(dir.path());
     let run = Watched::spawn(Process::new(&binary).args(args(&[])));
     wait_for_frames(&kept, settled + done_then + 1, Duration::from_secs(120));
+    // Meanwhile the same command again (or with --restart): refused, naming the run at work,
+    // which it leaves alone.
+    for extra in [&[][..], &["--restart"][..]] {
+        let second = Command::new(&binary)
+            .args(args(extra))
+            .assert()
+            .failure()
+            .get_output()
+            .clone();
+        let log = stderr_of(&second);
+        assert!(
+            log.contains("another run (process ") && log.contains("is writing this output"),
+            "{log}"
+        );
+    }
     let (code, log) = run.terminate();
     assert_eq!(code, Some(130), "{log}");
     assert!(log.contains("run the same command again"), "{log}");
