@@ -183,7 +183,8 @@ impl KeptFrames {
         let path = self.dir.join(INPUTS_FILE);
         let kept: Option<Vec<Value>> = std::fs::read_to_string(&path)
             .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .map(upgraded_inputs);
         let valid = match kept {
             Some(kept) => (0..already)
                 .take_while(|&i| kept.get(i).is_some() && kept.get(i) == inputs.get(i))
@@ -331,8 +332,91 @@ impl KeptFrames {
     }
 }
 
+/// Files up to this size are digested whole; larger ones at [`SAMPLES`] places.
+const WHOLE_UP_TO: u64 = 16 << 20;
+/// Places (fractions of the file) of the 1 MiB samples digested of a larger file; the last
+/// ends at the file's end.
+const SAMPLES: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+
+/// What tells an input file apart from another, wherever it lies and whatever its time (a
+/// project moved or mounted elsewhere, a copy, a touch keep their kept frames): its size and a
+/// SHA-256 of its bytes, of 1 MiB at five places (start, quarters, end) of a file over 16 MiB.
+/// A missing or unreadable file has nulls (its run fails on opening it, saying why).
+pub fn file_identity(path: &Path) -> Value {
+    match digest(path) {
+        Ok((bytes, sha256)) => serde_json::json!({ "bytes": bytes, "sha256": sha256 }),
+        Err(_) => serde_json::json!({ "bytes": null, "sha256": null }),
+    }
+}
+
+fn digest(path: &Path) -> std::io::Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let bytes = file.metadata()?.len();
+    let mut hash = Sha256::new();
+    hash.update(bytes.to_le_bytes());
+    let mut buffer = vec![0u8; 1 << 20];
+    if bytes <= WHOLE_UP_TO {
+        loop {
+            let n = file.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buffer[..n]);
+        }
+    } else {
+        let span = bytes - buffer.len() as u64;
+        for at in SAMPLES {
+            file.seek(SeekFrom::Start((span as f64 * at) as u64))?;
+            file.read_exact(&mut buffer)?;
+            hash.update(&buffer);
+        }
+    }
+    let sha256 = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((bytes, sha256))
+}
+
+/// A file's identity as versions before 2026-11-25 kept it (its real path, size and modification
+/// time), as this version writes it, if that file is still there unchanged; else as it was.
+fn upgraded_identity(old: &Value) -> Value {
+    let (Some(path), Some(bytes), Some(modified)) = (
+        old.get("path").and_then(Value::as_str),
+        old.get("bytes").and_then(Value::as_u64),
+        old.get("modified").and_then(Value::as_u64),
+    ) else {
+        return old.clone();
+    };
+    let path = Path::new(path);
+    let meta = std::fs::metadata(path).ok();
+    let now = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    });
+    if meta.is_some_and(|m| m.len() == bytes) && now == Some(modified) {
+        file_identity(path)
+    } else {
+        old.clone()
+    }
+}
+
+/// The identities of a sequence's frames as [`KeptFrames::check_inputs`] kept them, each as
+/// this version writes it (see [`upgraded_identity`]).
+fn upgraded_inputs(kept: Vec<Value>) -> Vec<Value> {
+    kept.into_iter()
+        .map(|mut frame| {
+            if let Some(file) = frame.get_mut("file") {
+                *file = upgraded_identity(file);
+            }
+            frame
+        })
+        .collect()
+}
+
 /// A fingerprint kept by an earlier version as this one writes it: a sequence input's path
-/// was kept as typed, it is now its real path (so that frames kept then still resume).
+/// was kept as typed, then as its real path; it is now left out (its frames are checked one
+/// by one, wherever it lies). Files were known by path, size and time; now by their contents.
 fn upgraded(mut kept: Value) -> Value {
     // A sequence was one digest of all its frames; its frames are now checked one by one
     // (the digest is checked once by `check_inputs`).
@@ -343,9 +427,18 @@ fn upgraded(mut kept: Value) -> Value {
         }
     }
     if let Some(sequence) = kept.pointer_mut("/input/sequence") {
-        if let Some(typed) = sequence.as_str() {
-            let real = atomic::real_path(Path::new(typed));
-            *sequence = Value::String(real.display().to_string());
+        *sequence = Value::Bool(true);
+    }
+    for pointer in ["/input", "/init"] {
+        if let Some(file) = kept.pointer_mut(pointer) {
+            *file = upgraded_identity(file);
+        }
+    }
+    if let Some(styles) = kept.pointer_mut("/styles").and_then(Value::as_array_mut) {
+        for style in styles {
+            if let Some(file) = style.get_mut("file") {
+                *file = upgraded_identity(file);
+            }
         }
     }
     kept
@@ -436,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_kept_with_a_sequence_path_as_typed_still_resume() {
+    fn frames_kept_with_a_sequence_path_still_resume() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("out.frames");
         let shot = dir.path().join("shot");
@@ -447,8 +540,8 @@ mod tests {
         let (kept, _) = KeptFrames::open(&folder, &old, false).unwrap();
         std::fs::write(kept.path(0), b"a frame").unwrap();
         drop(kept);
-        let real = atomic::real_path(&typed);
-        let new = serde_json::json!({ "input": { "sequence": real.display().to_string() } });
+        // Now only that it is a sequence: its frames are checked one by one.
+        let new = serde_json::json!({ "input": { "sequence": true } });
         let (_, already) = KeptFrames::open(&folder, &new, false).unwrap();
         assert_eq!(already, 1);
     }
@@ -464,7 +557,7 @@ mod tests {
             std::fs::write(kept.path(i), b"a frame").unwrap();
         }
         drop(kept);
-        let new = serde_json::json!({ "input": { "sequence": "/s/%04d.png" } });
+        let new = serde_json::json!({ "input": { "sequence": true } });
         let (kept, already) = KeptFrames::open(&folder, &new, false).unwrap();
         assert_eq!(already, 2);
         let inputs = [json!("a"), json!("b"), json!("c")];
@@ -563,5 +656,51 @@ mod tests {
         drop(clone);
         let (_, already) = KeptFrames::open(&folder, &fingerprint, false).unwrap();
         assert_eq!(already, 1);
+    }
+
+    #[test]
+    fn a_file_is_known_by_its_contents_wherever_and_whenever() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.mp4"), dir.path().join("moved.mp4"));
+        let small: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&a, &small).unwrap();
+        let before = file_identity(&a);
+        // Copied elsewhere, later: the same.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        std::fs::write(&b, &small).unwrap();
+        assert_eq!(file_identity(&b), before);
+        assert_eq!(before["bytes"], 100_000);
+        // One byte changed: another file.
+        let mut changed = small.clone();
+        changed[50_000] ^= 1;
+        std::fs::write(&b, &changed).unwrap();
+        assert_ne!(file_identity(&b), before);
+        assert_eq!(
+            file_identity(&dir.path().join("none"))["sha256"],
+            Value::Null
+        );
+        // A large file is known by samples: a change at one of them, or in its size, tells.
+        let large: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&a, &large).unwrap();
+        let whole = file_identity(&a);
+        let mut middle = large.clone();
+        middle[10 << 20] ^= 1;
+        std::fs::write(&b, &middle).unwrap();
+        assert_ne!(file_identity(&b), whole);
+        std::fs::write(&b, &large[..large.len() - 1]).unwrap();
+        assert_ne!(file_identity(&b), whole);
+        // As an earlier version knew it (path, size, time): upgraded while the file is unchanged.
+        let meta = std::fs::metadata(&a).unwrap();
+        let secs = |m: &std::fs::Metadata| {
+            m.modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let old = json!({ "path": a.display().to_string(), "bytes": meta.len(), "modified": secs(&meta) });
+        assert_eq!(upgraded_identity(&old), whole);
+        let stale = json!({ "path": a.display().to_string(), "bytes": meta.len(), "modified": secs(&meta) - 5 });
+        assert_eq!(upgraded_identity(&stale), stale);
     }
 }

@@ -15,7 +15,7 @@ use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
 use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
-use crate::kept::KeptFrames;
+use crate::kept::{file_identity, KeptFrames};
 use crate::memory::MemoryUse;
 use crate::pipeline::{self, FrameRange, FrameStart, PipelineJob, PipelineOutcome, WarmStart};
 use crate::progress::Progress;
@@ -220,16 +220,15 @@ pub fn kept_dir(output: &Path, range: FrameRange) -> PathBuf {
     }
 }
 
-/// Identity of an input for the fingerprint: for a file, where it is, its size and when it
-/// changed; for a frame sequence, where it is (its frames are checked one by one against the
-/// frames kept from them: see [`sequence_frames`]).
+/// Identity of an input for the fingerprint: for a file, its contents
+/// ([`file_identity`]); for a frame sequence, only that it is one (its frames are checked one
+/// by one against the frames kept from them, wherever it lies: see [`sequence_frames`]).
 fn input_identity(path: &Path) -> Value {
-    if !sequence::is_sequence(path) {
-        return identity(path);
+    if sequence::is_sequence(path) {
+        json!({ "sequence": true })
+    } else {
+        file_identity(path)
     }
-    // However the sequence is spelt (`./shot/%04d.png`, from another folder), it is one input.
-    let sequence = atomic::real_path(path).display().to_string();
-    json!({ "sequence": sequence })
 }
 
 /// The frames of a sequence input in `range`, by position: each file and its identity.
@@ -239,7 +238,7 @@ fn sequence_frames(path: &Path, range: FrameRange) -> Result<Vec<(PathBuf, Value
         .enumerate()
         .filter(|(position, _)| range.contains(*position))
         .map(|(_, (number, file))| {
-            let id = json!({ "number": number, "file": identity(&file) });
+            let id = json!({ "number": number, "file": file_identity(&file) });
             (file, id)
         })
         .collect())
@@ -251,7 +250,7 @@ fn legacy_digest(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
     for (number, file) in sequence::list(path).unwrap_or_default() {
-        digest.update(identity(&file).to_string().as_bytes());
+        digest.update(legacy_identity(&file).to_string().as_bytes());
         digest.update(number.to_le_bytes());
     }
     digest
@@ -261,8 +260,8 @@ fn legacy_digest(path: &Path) -> String {
         .collect()
 }
 
-/// Identity of a file for the fingerprint: where it is, its size and when it changed.
-fn identity(path: &Path) -> Value {
+/// A file's identity as versions before 2026-11-25 kept it (for [`legacy_digest`] only).
+fn legacy_identity(path: &Path) -> Value {
     let meta = std::fs::metadata(path).ok();
     json!({
         "path": path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
@@ -431,13 +430,13 @@ impl VideoSettings {
             style.remove(key);
         }
         let init = match &self.style.init {
-            crate::settings::Init::Image(p) => identity(p),
+            crate::settings::Init::Image(p) => file_identity(p),
             other => json!(format!("{other:?}")),
         };
         json!({
             "input": input_identity(&self.input),
             "init": init,
-            "styles": self.style.styles.iter().map(|s| json!({ "file": identity(&s.path), "blend": s.blend })).collect::<Vec<_>>(),
+            "styles": self.style.styles.iter().map(|s| json!({ "file": file_identity(&s.path), "blend": s.blend })).collect::<Vec<_>>(),
             "style": style,
             "first_frame_iterations": self.first_frame_iterations,
             "warm_start": self.warm_start,

@@ -1333,6 +1333,30 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
             && again.contains("(1 resumed, 2 stylised)"),
         "{again}"
     );
+    // The shot moved elsewhere (as a project to another disk) and a frame touched, its
+    // contents the same: everything resumes.
+    let moved = d.join("moved-shot");
+    std::fs::rename(&shot, &moved).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(moved.join("0001.png"))
+        .unwrap()
+        .set_modified(later + std::time::Duration::from_secs(60))
+        .unwrap();
+    let mut from_moved = stylize();
+    from_moved
+        .arg(moved.join("%04d.png"))
+        .arg("--style")
+        .arg(van_gogh())
+        .args(["--size", "48", "--first-frame-iterations", "2"])
+        .args(["--iterations", "1", "--keep-frames", "-o"])
+        .arg(d.join("out/%04d.png"));
+    let moved_log = stderr_of(&from_moved.assert().success());
+    assert!(
+        moved_log.contains("resuming: 3 finished frame(s)")
+            && moved_log.contains("(3 resumed, 0 stylised)"),
+        "{moved_log}"
+    );
 }
 
 #[test]
