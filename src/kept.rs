@@ -32,6 +32,16 @@ pub struct KeptFrames {
     _lock: std::sync::Arc<std::fs::File>,
 }
 
+/// Whether a run holds the kept frames in `dir` now (see [`lock`]).
+pub fn in_use(dir: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this File owns; the lock, if taken, goes with the File.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+}
+
 /// Locks `dir` for this process: an exclusive `flock` on its lock file, which holds the pid of
 /// the run that holds it. Another run holding it is an error that names it.
 fn lock(dir: &Path) -> Result<std::fs::File> {
@@ -171,9 +181,11 @@ impl KeptFrames {
     /// Checks the first `already` kept frames against the input frames they were painted from
     /// (`inputs`: an identity per position of a frame sequence's run), and keeps `inputs` for
     /// the next run. The frames from the first whose input changed on are discarded: each frame
-    /// starts from the one before it. Frames kept by a version that kept only a digest of the
-    /// whole sequence in their settings stay if it is still `whole_digest()` (computed only
-    /// for them). Returns how many frames, from the first on, stay.
+    /// starts from the one before it. Frames beyond `inputs` (kept by a run to a later end)
+    /// stay, with their inputs' identities, for a run that reaches them. Frames kept by a
+    /// version that kept only a digest of the whole sequence in their settings stay if it is
+    /// still `whole_digest()` (computed only for them). Returns how many frames of `inputs`,
+    /// from the first on, are kept and valid.
     pub fn check_inputs(
         &self,
         already: usize,
@@ -185,8 +197,9 @@ impl KeptFrames {
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .map(upgraded_inputs);
-        let valid = match kept {
-            Some(kept) => (0..already)
+        let in_range = already.min(inputs.len());
+        let valid = match &kept {
+            Some(kept) => (0..in_range)
                 .take_while(|&i| kept.get(i).is_some() && kept.get(i) == inputs.get(i))
                 .count(),
             None => {
@@ -194,18 +207,19 @@ impl KeptFrames {
                     .ok()
                     .and_then(|t| serde_json::from_str(&t).ok());
                 let digest = settings.as_ref().and_then(|s| s.pointer("/input/digest"));
-                if already > 0
+                if in_range > 0
                     && digest
                         .and_then(Value::as_str)
                         .is_some_and(|d| d == whole_digest())
                 {
-                    already
+                    in_range
                 } else {
                     0
                 }
             }
         };
-        if valid < already {
+        let mut next = inputs.to_vec();
+        if valid < in_range {
             for index in valid..already {
                 let frame = self.path(index);
                 std::fs::remove_file(&frame).map_err(|source| Error::Io {
@@ -215,8 +229,10 @@ impl KeptFrames {
                 })?;
             }
             self.remove_starts();
+        } else if let Some(kept) = &kept {
+            next.extend(kept.iter().take(already).skip(inputs.len()).cloned());
         }
-        let text = serde_json::to_string(inputs).expect("JSON");
+        let text = serde_json::to_string(&next).expect("JSON");
         atomic::write(&path, |f| f.write_all(text.as_bytes()))?;
         Ok(valid)
     }
@@ -313,6 +329,13 @@ impl KeptFrames {
 
     fn start_path(&self, index: usize) -> PathBuf {
         self.dir.join(format!("{index:06}.start"))
+    }
+
+    /// The output is complete and the frames stay (`--keep-frames`): removes what served only
+    /// to resume (the starts) and the lock.
+    pub fn keep(self) {
+        self.remove_starts();
+        let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
     }
 
     /// Removes the folder if it holds no frame (a run that failed before its first frame).
@@ -702,5 +725,25 @@ mod tests {
         assert_eq!(upgraded_identity(&old), whole);
         let stale = json!({ "path": a.display().to_string(), "bytes": meta.len(), "modified": secs(&meta) - 5 });
         assert_eq!(upgraded_identity(&stale), stale);
+    }
+
+    #[test]
+    fn frames_past_a_shorter_run_s_end_stay_for_a_longer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out.frames");
+        let (kept, _) = KeptFrames::open(&folder, &json!({}), false).unwrap();
+        for i in 0..3 {
+            std::fs::write(kept.path(i), b"a frame").unwrap();
+        }
+        let three = [json!("a"), json!("b"), json!("c")];
+        assert_eq!(kept.check_inputs(3, &three, || "-".into()).unwrap(), 3);
+        // A run to frame 2: its two frames are valid, the third stays with its input.
+        assert_eq!(kept.check_inputs(3, &three[..2], || "-".into()).unwrap(), 2);
+        assert_eq!(kept.count(), 3);
+        assert_eq!(kept.check_inputs(3, &three, || "-".into()).unwrap(), 3);
+        // The third's input changed since: it alone goes.
+        let changed = [json!("a"), json!("b"), json!("C")];
+        assert_eq!(kept.check_inputs(3, &changed, || "-".into()).unwrap(), 2);
+        assert_eq!(kept.count(), 2);
     }
 }

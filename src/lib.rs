@@ -4,9 +4,21 @@
 //! Artistic Style" (2015): an image is optimised so that its VGG19 features match a content
 //! image's and its Gram matrices match a painting's.
 //!
-//! - [`engine`]: the network, the losses and the optimisers, on tensors (no files, no threads).
+//! - [`engine`]: the network, the losses and the optimisers, on tensors (no threads; files only
+//!   to load the weights).
+//! - [`settings`]: what stills and videos share ([`settings::StyleSettings::new`] gives the
+//!   command line's defaults).
 //! - [`still`]: one image from files to files (the result, the iteration GIF, the report).
-//! - [`io`]: pictures in and out; [`report`]: the JSON report; [`progress`]: progress as a trait.
+//! - [`video`]: a video or frame sequence from files to files, resumable; [`pipeline`]: the
+//!   decode, stylise and encode threads between any [`frames::FrameSource`] and
+//!   [`frames::FrameSink`]; [`kept`]: the finished frames kept for resuming.
+//! - [`io`]: pictures, sequences and videos in and out; [`report`]: the JSON report;
+//!   [`progress`]: progress as a trait; [`device`], [`memory`]: the compute device and its
+//!   memory; [`error`]: the one error type, a variant per kind of failure.
+//!
+//! libtorch's settings are process-wide: a GPU evaluation sets cuDNN's TF32 and autotuning
+//! switches for its precision (see [`engine::vgg::Precision`]), and a seeded noise start seeds
+//! libtorch's generator.
 //!
 //! ```no_run
 //! use std::ops::ControlFlow;

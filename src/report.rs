@@ -96,7 +96,7 @@ pub struct FrameReport {
     pub final_iteration: usize,
     /// Why the optimisation stopped.
     pub stop: crate::engine::stylizer::StopReason,
-    /// Times a non-finite value was met and the optimiser stepped back.
+    /// Steps refused (a non-finite loss, or one multiplied by over 100) and undone.
     pub recoveries: usize,
     /// The total loss after every iteration (iteration 0 is the initial image).
     pub history: Vec<HistoryPoint>,
@@ -107,7 +107,8 @@ pub struct FrameReport {
 pub struct LossReport {
     /// α·content + β·Σ w_l E_l (+ λ·tv).
     pub total: f64,
-    /// ½ Σ (F − P)² at the content layer(s).
+    /// Σ over the content layers of their weight · ½ Σ (F − P)² (the paper's term for one
+    /// layer of weight 1).
     pub content: f64,
     /// E_l per style layer.
     pub style: BTreeMap<String, f64>,

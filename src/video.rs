@@ -569,6 +569,12 @@ pub fn stylize_video(
     settings.validate()?;
     let kept_path = kept_dir(&settings.output, settings.range);
     adopt_legacy_kept_frames(&settings.output, &kept_path);
+    if let Some(other) = adopt_other_end(&settings.output, settings.range, &kept_path) {
+        progress.log(&format!(
+            "taking over the frames kept in '{}' by a run of this sequence to another end",
+            other.display()
+        ));
+    }
     // A sequence's folder that this run makes, for the kept frames before the first frame.
     let made_folder = kept_path
         .parent()
@@ -611,7 +617,8 @@ pub fn stylize_video(
         // the one before) are painted again; frames not yet painted may change freely.
         let inputs: Vec<Value> = frames.iter().map(|(_, id)| id.clone()).collect();
         let valid = kept.check_inputs(already, &inputs, || legacy_digest(&settings.input))?;
-        if valid < already {
+        // Kept frames past this run's end (kept by a run to a later one) stay for such a run.
+        if valid < already.min(inputs.len()) {
             let changed = frames.get(valid).map_or_else(
                 || "missing".to_string(),
                 |(f, _)| format!("'{}' changed", f.display()),
@@ -623,8 +630,8 @@ pub fn stylize_video(
                 already - valid
             );
             progress.warn(&mut warnings, w);
-            already = valid;
         }
+        already = valid;
     }
     // A run that failed before its first frame leaves nothing behind.
     let leave_nothing = |kept: &KeptFrames| {
@@ -706,7 +713,7 @@ pub fn stylize_video(
         return Err(e);
     }
     if settings.keep_frames {
-        kept.remove_starts();
+        kept.keep();
     } else {
         kept.remove()?;
     }
@@ -742,6 +749,45 @@ fn is_stopped_run_report(path: &Path, output: &Path) -> bool {
     report["totals"]["complete"] == json!(false)
         && (atomic::same_file(named, output)
             || beside_report.is_some_and(|p| atomic::same_file(&p, output)))
+}
+
+/// A sequence output's frames are kept per range (so that shards rendered at once into one
+/// folder keep theirs apart); a run of the same start to another end (the shot extended, or
+/// shortened) takes over what a run to the old end kept, unless that run is at work. Returns
+/// the folder taken over.
+fn adopt_other_end(output: &Path, range: FrameRange, kept: &Path) -> Option<PathBuf> {
+    let pattern = Pattern::parse(output)?;
+    if kept.exists() {
+        return None;
+    }
+    let name = output.file_name()?.to_string_lossy().into_owned();
+    let prefix = format!(".{name}.frames");
+    let start_of = |part: &str| -> Option<usize> {
+        if part.is_empty() {
+            return Some(0);
+        }
+        let (start, end) = part.strip_prefix('-')?.split_once('-')?;
+        (end == "end" || end.parse::<usize>().is_ok())
+            .then(|| start.parse().ok())
+            .flatten()
+    };
+    let other = std::fs::read_dir(pattern.dir())
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            path.as_path() != kept
+                && path.is_dir()
+                && file_name
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix(&prefix))
+                    .and_then(start_of)
+                    == Some(range.start)
+                && !crate::kept::in_use(path)
+        })?;
+    std::fs::rename(&other, kept).ok()?;
+    Some(other)
 }
 
 /// Before 2026-11-24 a sequence's frames were kept in the folder's `.stylize-video-frames`:

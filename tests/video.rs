@@ -2045,6 +2045,21 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
     // ...and the first one's frames still resume its own run.
     let log = success_log(run("a_%04d.png", "2").arg("--overwrite"));
     assert!(log.contains("resuming: 3 finished frame(s)"), "{log}");
+    // The shot shortened, then extended again: the run to the new end takes over the frames
+    // kept for the old one (they were kept per range, and the run refused for existing frames).
+    let log = success_log(run("a_%04d.png", "2").args(["--frames", ":2"]));
+    assert!(
+        log.contains("taking over the frames kept in")
+            && log.contains("resuming: 2 finished frame(s)"),
+        "{log}"
+    );
+    assert!(!out.join(".a_%04d.png.frames").exists());
+    let log = success_log(run("a_%04d.png", "2").args(["--frames", "0:"]));
+    assert!(
+        log.contains("taking over") && log.contains("resuming: 3 finished frame(s)"),
+        "{log}"
+    );
+    assert_eq!(kept_pngs(&out.join(".a_%04d.png.frames")), 3);
 
     // Compositing packages' `####` spelling, in and out: the same frames and numbers.
     let log = success_log(&mut quick(

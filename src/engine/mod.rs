@@ -1,4 +1,5 @@
-//! The Gatys engine: pure tensors in, tensors out. No threads, no files, no ffmpeg.
+//! The Gatys engine: pure tensors in, tensors out. No threads, no ffmpeg; the only file it reads
+//! is the network's weights.
 
 mod cudnn;
 pub mod flow;

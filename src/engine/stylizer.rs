@@ -505,7 +505,8 @@ impl Iteration<'_> {
         Ok(host::read_one(&self.point.total())? / self.scale)
     }
 
-    /// Recoveries from non-finite values so far. Reads from the device.
+    /// Steps refused so far (a non-finite loss, or one multiplied by over 100) and undone.
+    /// Reads from the device.
     pub fn recoveries(&self) -> Result<usize> {
         Ok(host::read_one(self.recoveries)? as usize)
     }
@@ -739,7 +740,11 @@ impl<'a> Stylizer<'a> {
 
     /// Optimises from `init` (network space, the content's size) towards `content`'s content and
     /// the target style. `on_iteration` is called for the initial image (iteration 0) and after
-    /// every iteration; returning `ControlFlow::Break` stops early.
+    /// every iteration the host queues; returning `ControlFlow::Break` stops early. The host
+    /// learns of a stop decided on the device (a stall of refused steps) up to 15 iterations
+    /// later when no tolerance is set (at once with one), so the last calls may show the stopped
+    /// image again, numbered beyond [`Outcome::iterations`]; their evaluations are counted in
+    /// [`Outcome::evaluations`].
     pub fn run(
         &self,
         content: &Tensor,

@@ -102,7 +102,8 @@ impl Drop for InProgress {
 }
 
 /// Removes every temporary file this process is writing: for a process about to exit without
-/// unwinding, which would otherwise leave them behind.
+/// unwinding (`_exit`), which would otherwise leave them behind. Only for that: every later
+/// write of an output in this process then blocks until it exits.
 pub fn remove_in_progress() {
     let mut list = in_progress();
     for path in list.drain(..) {
