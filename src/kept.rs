@@ -32,7 +32,8 @@ pub struct KeptFrames {
     _lock: std::sync::Arc<std::fs::File>,
 }
 
-/// Whether a run holds the kept frames in `dir` now (see [`lock`]).
+/// Whether a run holds the kept frames in `dir` now (it holds a lock on the folder's lock
+/// file while it runs).
 pub fn in_use(dir: &Path) -> bool {
     use std::os::fd::AsRawFd;
     let Ok(file) = std::fs::File::open(dir.join(LOCK_FILE)) else {
@@ -732,10 +733,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("out.frames");
         let (kept, _) = KeptFrames::open(&folder, &json!({}), false).unwrap();
+        // A first run keeps its inputs, then paints three frames.
+        let three = [json!("a"), json!("b"), json!("c")];
+        assert_eq!(kept.check_inputs(0, &three, || "-".into()).unwrap(), 0);
         for i in 0..3 {
             std::fs::write(kept.path(i), b"a frame").unwrap();
         }
-        let three = [json!("a"), json!("b"), json!("c")];
         assert_eq!(kept.check_inputs(3, &three, || "-".into()).unwrap(), 3);
         // A run to frame 2: its two frames are valid, the third stays with its input.
         assert_eq!(kept.check_inputs(3, &three[..2], || "-".into()).unwrap(), 2);
