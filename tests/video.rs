@@ -1700,6 +1700,8 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!out.exists(), "no output before the end");
+    // Its half-written video stays, until the next run into the output starts.
+    assert_eq!(partials(dir.path()).len(), 1);
     let settled = kept_pngs(&kept);
     assert!(settled < 30);
 
@@ -1713,6 +1715,11 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
         "{log}"
     );
     assert!(!out.exists());
+    assert_eq!(
+        partials(dir.path()),
+        Vec::<String>::new(),
+        "the killed run's half-written video is gone"
+    );
     // The stopped run reports what it did (and the rerun below replaces that report).
     let stopped = report(&json);
     assert_eq!(stopped["totals"]["interrupted"], true, "{stopped}");
@@ -1726,8 +1733,7 @@ fn a_killed_run_resumes_without_redoing_finished_frames() {
     assert_eq!(stopped["totals"]["stylized"], done_then);
     assert_eq!(stopped["frames"][0]["index"], settled);
 
-    // Ended by a scheduler (SIGTERM): stops as for Ctrl-C, leaving no partial video (the
-    // killed run's stays until a run completes).
+    // Ended by a scheduler (SIGTERM): stops as for Ctrl-C, leaving no partial video.
     let left = partials(dir.path());
     let run = Watched::spawn(Process::new(&binary).args(args(&[])));
     wait_for_frames(&kept, settled + done_then + 1, Duration::from_secs(120));

@@ -457,7 +457,9 @@ pub struct Target<'a> {
 }
 
 impl VideoSink {
-    /// Opens `target.path` for writing (under a temporary name).
+    /// Opens `target.path` for writing (under a temporary name), removing the temporary files
+    /// of earlier runs into it that were killed outright (one run at a time writes an output:
+    /// see [`crate::kept::KeptFrames::open`]).
     pub fn create(target: &Target<'_>, settings: &EncodeSettings) -> Result<(Self, EncodePlan)> {
         let Target {
             path,
@@ -470,6 +472,7 @@ impl VideoSink {
             from_start,
             first_index,
         } = *target;
+        remove_stale_partials(target.path);
         init();
         super::clear_explanation();
         // The container the name asks for, written through a link onto the file it points to.
