@@ -184,6 +184,15 @@ fn non_finite_and_diverging_steps_are_undone_and_never_reach_the_output() {
 fn a_non_finite_image_is_refused_not_written() {
     let bad = Tensor::full([1, 3, 16, 16], f64::NAN, (Kind::Float, Device::Cpu));
     assert!(matches!(from_network(&bad), Err(Error::NonFinite(_))));
+    // Not an image's shape: an error, not a panic.
+    let batch = Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let grey = Tensor::zeros([1, 1, 8, 8], (Kind::Float, Device::Cpu));
+    for wrong in [batch, grey] {
+        assert!(
+            matches!(from_network(&wrong), Err(Error::Torch(_))),
+            "{wrong:?}"
+        );
+    }
     let vgg = vgg();
     let loss = LossSettings::default();
     let style = van_gogh_style(&vgg, &loss, 64);

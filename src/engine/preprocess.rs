@@ -49,7 +49,13 @@ pub fn to_network(image: &Rgb32FImage, device: Device) -> Tensor {
 /// [`to_network`] makes). Fails if any value is NaN or infinite, so such a picture never leaves
 /// the library.
 pub fn from_network(x: &Tensor) -> Result<Rgb32FImage> {
-    let (_, _, h, w) = x.size4()?;
+    let (n, c, h, w) = x.size4()?;
+    if (n, c) != (1, 3) {
+        return Err(tch::TchError::Shape(format!(
+            "an image tensor is 1 x 3 x H x W, as to_network makes it, not {n} x {c} x {h} x {w}"
+        ))
+        .into());
+    }
     let x = x.detach().to_device(Device::Cpu).to_kind(Kind::Double);
     if !bool::try_from(x.isfinite().all())? {
         return Err(Error::NonFinite(
@@ -68,7 +74,10 @@ pub fn from_network(x: &Tensor) -> Result<Rgb32FImage> {
 }
 
 /// The stylised image's luminance with the content's chrominance (YIQ), which keeps the content's
-/// original colours while transferring the painting's strokes. Both images must be the same size.
+/// original colours while transferring the painting's strokes.
+///
+/// # Panics
+/// If the two images are not the same size.
 pub fn preserve_colors(stylised: &Rgb32FImage, content: &Rgb32FImage) -> Rgb32FImage {
     assert_eq!(stylised.dimensions(), content.dimensions());
     let mut out = stylised.clone();
