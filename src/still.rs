@@ -150,9 +150,24 @@ impl StillSettings {
     }
 }
 
+/// Where a still stopped at `iteration` keeps its best picture so far: beside `output`, as
+/// `NAME.stopped-at-ITERATION.EXT`.
+pub fn stopped_path(output: &std::path::Path, iteration: usize) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match output.extension() {
+        Some(ext) => format!("{stem}.stopped-at-{iteration}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.stopped-at-{iteration}"),
+    };
+    output.with_file_name(name)
+}
+
 /// Stylises one image as `settings` say, reporting progress to `progress`. Setting `stop`
-/// (from another thread, e.g. on Ctrl-C) abandons the run at the next iteration with
-/// [`Error::Interrupted`], writing nothing.
+/// (from another thread, e.g. on Ctrl-C) ends the run at the next iteration with
+/// [`Error::Interrupted`]: the output, the GIF and the report are not written, and the best
+/// picture met so far is written beside the output ([`stopped_path`]).
 pub fn stylize_image(
     settings: &StillSettings,
     progress: &mut dyn Progress,
@@ -238,9 +253,23 @@ pub fn stylize_image(
         return Err(e);
     }
     if let Some(iteration) = stopped_at {
+        let of = look.optimizer.iterations;
+        if iteration == 0 {
+            return Err(Error::Interrupted(format!(
+                "stopped at iteration 0 of {of}; nothing was written"
+            )));
+        }
+        // The work done is not lost: the best picture met, beside the output, under a name
+        // that says what it is (the output itself is left as it was).
+        let beside = stopped_path(&settings.output, iteration);
+        let picture = finish(from_network(&outcome.image)?);
+        picture::stage(&picture, &beside, settings.bit_depth)?.commit()?;
         return Err(Error::Interrupted(format!(
-            "stopped at iteration {iteration} of {}; nothing was written",
-            look.optimizer.iterations
+            "stopped at iteration {iteration} of {of}; the best picture so far (loss {:.4e}) is \
+             in '{}', and '{}' was not written",
+            outcome.best.total,
+            beside.display(),
+            settings.output.display()
         )));
     }
     if outcome.recoveries > 0 {

@@ -808,7 +808,7 @@ fn the_start_can_be_any_image_or_a_mix_with_noise() {
 }
 
 #[test]
-fn ctrl_c_stops_a_still_and_writes_nothing() {
+fn ctrl_c_stops_a_still_keeping_its_best_picture_beside_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("kept.png");
     std::fs::write(&out, b"precious").unwrap();
@@ -832,11 +832,15 @@ fn ctrl_c_stops_a_still_and_writes_nothing() {
         " with 1 painting(s) on ",
         std::time::Duration::from_secs(120),
     );
-    // It stops within an iteration or two, not at the end of the run.
+    // Some iterations in (a 64 px iteration takes tens of milliseconds here)...
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    // ...it stops within an iteration or two, not at the end of the run.
     let (code, log) = run.interrupt();
     assert_eq!(code, Some(130), "{log}");
     assert!(
-        log.contains("stopped at iteration") && log.contains("of 100000; nothing was written"),
+        log.contains("stopped at iteration")
+            && log.contains("of 100000; the best picture so far (loss ")
+            && log.contains("kept.png' was not written"),
         "{log}"
     );
     assert_eq!(
@@ -846,6 +850,31 @@ fn ctrl_c_stops_a_still_and_writes_nothing() {
     );
     assert!(!gif.exists() && !json.exists(), "{log}");
     assert!(partials(dir.path()).is_empty());
+    // The work done is kept beside it, under the iteration it stopped at.
+    let stopped: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("kept.stopped-at-") && n.ends_with(".png"))
+        .collect();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(log.contains(&stopped[0]), "{log}");
+    let iteration: usize = stopped[0]["kept.stopped-at-".len()..stopped[0].len() - 4]
+        .parse()
+        .unwrap();
+    assert!(iteration > 0 && iteration < 100000, "{iteration}");
+    let painted = image::open(dir.path().join(&stopped[0])).unwrap();
+    assert_eq!(painted.width(), 64);
+    // Painted, not the content as it was.
+    let content = picture(&frame(), 64);
+    let difference = painted
+        .to_rgb32f()
+        .as_raw()
+        .iter()
+        .zip(content.as_raw())
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / content.as_raw().len() as f32;
+    assert!(difference > 0.01, "{difference}");
 }
 
 #[test]
