@@ -321,7 +321,7 @@ fn zero_iterations_write_the_start_and_report_its_losses() {
         ),
     ] {
         let (log, r) = start(flags);
-        // bf16 on a CPU that only emulates it is ten times slower than fp32: the user is told.
+        // bf16 on a CPU that only emulates it is about eight times slower than fp32: the user is told.
         let warned = log.contains("emulated");
         let expected = precision == "bf16"
             && !tch::Cuda::is_available()
