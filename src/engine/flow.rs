@@ -213,8 +213,22 @@ fn neighbour_mean(flow: &Tensor) -> Tensor {
     .to_device(flow.device())
     .view([1, 1, 3, 3])
     .repeat([c, 1, 1, 1]);
-    flow.replication_pad2d([1, 1, 1, 1])
-        .conv2d(&kernel, None::<Tensor>, [1, 1], [0, 0], [1, 1], c)
+    // Strict float32, whatever the last evaluation left in libtorch's global TF32 switch (which
+    // conv2d would follow on a GPU): the flow is the same on every device.
+    flow.replication_pad2d([1, 1, 1, 1]).internal_convolution(
+        &kernel,
+        None::<Tensor>,
+        [1, 1],
+        [0, 0],
+        [1, 1],
+        false,
+        [0, 0],
+        c,
+        false,
+        false,
+        true,
+        false,
+    )
 }
 
 /// The median of each 3 x 3 neighbourhood, per channel: removes the flow's outliers.
