@@ -44,7 +44,8 @@ pub fn in_use(dir: &Path) -> bool {
 }
 
 /// Locks `dir` for this process: an exclusive `flock` on its lock file, which holds the pid of
-/// the run that holds it. Another run holding it is an error that names it.
+/// the run that holds it. Another run holding it is an error that names it. On storage without
+/// locks the folder is used unlocked.
 fn lock(dir: &Path) -> Result<std::fs::File> {
     use std::io::{Read, Seek};
     use std::os::fd::AsRawFd;
@@ -68,7 +69,9 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let error = std::io::Error::last_os_error();
         if error.kind() != std::io::ErrorKind::WouldBlock {
-            return Err(io("cannot lock")(error));
+            // Storage that has no locks (some network and FUSE file systems): the run goes on
+            // unguarded rather than not at all.
+            return Ok(file);
         }
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
