@@ -40,7 +40,30 @@ pub fn in_use(dir: &Path) -> bool {
         return false;
     };
     // SAFETY: flock on a descriptor this File owns; the lock, if taken, goes with the File.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    let refused = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 };
+    refused && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+/// Whether `dir` holds kept frames made with `fingerprint` (as [`KeptFrames::open`] compares
+/// them), and how many files of frames.
+pub fn holds_frames_of(dir: &Path, fingerprint: &Value) -> Option<usize> {
+    let text = serde_json::to_string_pretty(fingerprint).ok()?;
+    let fingerprint: Value = serde_json::from_str(&text).ok()?;
+    let previous: Value = std::fs::read_to_string(dir.join(SETTINGS_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .map(upgraded)?;
+    (previous == fingerprint).then(|| count_pngs(dir))
+}
+
+fn count_pngs(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Locks `dir` for this process: an exclusive `flock` on its lock file, which holds the pid of
@@ -117,11 +140,25 @@ impl KeptFrames {
         let fingerprint: &Value = &serde_json::from_str(&text).expect("JSON");
         let settings = dir.join(SETTINGS_FILE);
         // As the current version writes it.
-        let previous: Option<Value> = std::fs::read_to_string(&settings)
+        let raw: Option<Value> = std::fs::read_to_string(&settings)
             .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .map(upgraded);
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let previous = raw.clone().map(upgraded);
         if !restart && previous.as_ref() == Some(fingerprint) {
+            if raw != previous {
+                // Kept by an earlier version: written as this one writes it, so that what it
+                // upgraded (files known by path and time) holds once the files move; a whole
+                // sequence's digest stays for `check_inputs`, which reads it once.
+                let mut now = fingerprint.clone();
+                let digest = raw.as_ref().and_then(|r| r.pointer("/input/digest"));
+                if let (Some(digest), Some(input)) = (digest, now.get_mut("input")) {
+                    if let Some(input) = input.as_object_mut() {
+                        input.insert("digest".into(), digest.clone());
+                    }
+                }
+                let text = serde_json::to_string_pretty(&now).expect("JSON");
+                atomic::write(&settings, |f| f.write_all(text.as_bytes()))?;
+            }
             let count = kept.count();
             return Ok((kept, count));
         }
@@ -252,13 +289,7 @@ impl KeptFrames {
     }
 
     fn count_files(&self) -> usize {
-        std::fs::read_dir(&self.dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
-                    .count()
-            })
-            .unwrap_or(0)
+        count_pngs(&self.dir)
     }
 
     /// Keeps the `index`-th frame (renamed into place when complete); the previous frame's
@@ -342,6 +373,14 @@ impl KeptFrames {
         let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
     }
 
+    /// The output is complete but the folder holds frames past its end (kept by a run to a
+    /// later end): they stay, as they are, for such a run; only the lock goes. Returns how many
+    /// frames the folder holds.
+    pub fn leave_for_later(self) -> usize {
+        let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
+        self.count_files()
+    }
+
     /// Removes the folder if it holds no frame (a run that failed before its first frame).
     pub fn remove_if_empty(&self) {
         if self.count_files() == 0 {
@@ -370,10 +409,13 @@ const SAMPLES: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 /// SHA-256 of its bytes, of 1 MiB at five places (start, quarters, end) of a file over 16 MiB.
 /// A missing or unreadable file has nulls (its run fails on opening it, saying why).
 pub fn file_identity(path: &Path) -> Value {
-    match digest(path) {
-        Ok((bytes, sha256)) => serde_json::json!({ "bytes": bytes, "sha256": sha256 }),
-        Err(_) => serde_json::json!({ "bytes": null, "sha256": null }),
-    }
+    read_identity(path).unwrap_or_else(|_| serde_json::json!({ "bytes": null, "sha256": null }))
+}
+
+/// [`file_identity`], or why the file cannot be read.
+pub fn read_identity(path: &Path) -> std::io::Result<Value> {
+    let (bytes, sha256) = digest(path)?;
+    Ok(serde_json::json!({ "bytes": bytes, "sha256": sha256 }))
 }
 
 fn digest(path: &Path) -> std::io::Result<(u64, String)> {
@@ -774,5 +816,36 @@ mod tests {
         let changed = [json!("a"), json!("b"), json!("C")];
         assert_eq!(kept.check_inputs(3, &changed, || "-".into()).unwrap(), 2);
         assert_eq!(kept.count(), 2);
+    }
+
+    #[test]
+    fn settings_kept_by_an_earlier_version_are_rewritten_once_they_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("clip.mp4");
+        std::fs::write(&input, b"a clip").unwrap();
+        let meta = std::fs::metadata(&input).unwrap();
+        let secs = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let folder = dir.path().join("out.mp4.frames");
+        std::fs::create_dir(&folder).unwrap();
+        let old = json!({ "input": { "path": input.display().to_string(), "bytes": 6, "modified": secs } });
+        std::fs::write(folder.join(SETTINGS_FILE), old.to_string()).unwrap();
+        std::fs::write(folder.join("000000.png"), b"a frame").unwrap();
+        let new = json!({ "input": file_identity(&input) });
+        let (kept, already) = KeptFrames::open(&folder, &new, false).unwrap();
+        assert_eq!(already, 1);
+        drop(kept);
+        // Written as this version writes it: the file may now move.
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join(SETTINGS_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(written, new);
+        std::fs::rename(&input, dir.path().join("moved.mp4")).unwrap();
+        let (_, already) = KeptFrames::open(&folder, &new, false).unwrap();
+        assert_eq!(already, 1);
     }
 }

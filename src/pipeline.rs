@@ -657,7 +657,9 @@ fn stylizing_failed(payload: &(dyn std::any::Any + Send), frames: usize) -> Erro
 
 fn interrupted(outcome: &PipelineOutcome, kept: Option<&KeptFrames>) -> Error {
     Error::Interrupted(match kept {
-        _ if outcome.frames == 0 => "stopped before the first frame was finished; nothing was written".into(),
+        _ if outcome.frames == 0 && kept.is_none_or(|k| k.count() == 0) => {
+            "stopped before the first frame was finished; nothing was written".into()
+        }
         Some(k) => format!(
             "stopped after {} frame(s); finished frames are kept in '{}': run the same command again to resume",
             outcome.frames,

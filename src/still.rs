@@ -262,13 +262,19 @@ pub fn stylize_image(
         // The work done is not lost: the best picture met, beside the output, under a name
         // that says what it is (the output itself is left as it was).
         let beside = stopped_path(&settings.output, iteration);
-        let picture = finish(from_network(&outcome.image)?);
-        picture::stage(&picture, &beside, settings.bit_depth)?.commit()?;
+        let written = from_network(&outcome.image).and_then(|picture| {
+            picture::stage(&finish(picture), &beside, settings.bit_depth)?.commit()
+        });
+        let kept = match written {
+            Ok(()) => format!(
+                "the best picture so far (loss {:.4e}) is in '{}'",
+                outcome.best.total,
+                beside.display()
+            ),
+            Err(e) => format!("the best picture so far could not be kept ({e})"),
+        };
         return Err(Error::Interrupted(format!(
-            "stopped at iteration {iteration} of {of}; the best picture so far (loss {:.4e}) is \
-             in '{}', and '{}' was not written",
-            outcome.best.total,
-            beside.display(),
+            "stopped at iteration {iteration} of {of}; {kept}, and '{}' was not written",
             settings.output.display()
         )));
     }

@@ -15,7 +15,7 @@ use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
 use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
-use crate::kept::{file_identity, KeptFrames};
+use crate::kept::{file_identity, read_identity, KeptFrames};
 use crate::memory::MemoryUse;
 use crate::pipeline::{self, FrameRange, FrameStart, PipelineJob, PipelineOutcome, WarmStart};
 use crate::progress::Progress;
@@ -232,16 +232,21 @@ fn input_identity(path: &Path) -> Value {
 }
 
 /// The frames of a sequence input in `range`, by position: each file and its identity.
+/// A frame that cannot be read is an error (so that nothing kept is discarded for it).
 fn sequence_frames(path: &Path, range: FrameRange) -> Result<Vec<(PathBuf, Value)>> {
-    Ok(sequence::list(path)?
+    sequence::list(path)?
         .into_iter()
         .enumerate()
         .filter(|(position, _)| range.contains(*position))
         .map(|(_, (number, file))| {
-            let id = json!({ "number": number, "file": file_identity(&file) });
-            (file, id)
+            let id = read_identity(&file).map_err(|source| Error::Io {
+                action: "cannot read",
+                path: file.clone(),
+                source,
+            })?;
+            Ok((file, json!({ "number": number, "file": id })))
         })
-        .collect())
+        .collect()
 }
 
 /// The digest of every frame of a sequence that versions before 2026-11-24 kept instead of
@@ -569,7 +574,17 @@ pub fn stylize_video(
     settings.validate()?;
     let kept_path = kept_dir(&settings.output, settings.range);
     adopt_legacy_kept_frames(&settings.output, &kept_path);
-    if let Some(other) = adopt_other_end(&settings.output, settings.range, &kept_path) {
+    let adopted = (!settings.restart)
+        .then(|| {
+            adopt_other_end(
+                &settings.output,
+                settings.range,
+                &kept_path,
+                &settings.fingerprint(),
+            )
+        })
+        .flatten();
+    if let Some(other) = adopted {
         progress.log(&format!(
             "taking over the frames kept in '{}' by a run of this sequence to another end",
             other.display()
@@ -712,7 +727,14 @@ pub fn stylize_video(
         }
         return Err(e);
     }
-    if settings.keep_frames {
+    if kept.count() > outcome.frames {
+        // Frames past this run's end, kept by a run to a later end, are that run's work.
+        let held = kept.leave_for_later();
+        progress.log(&format!(
+            "'{}' keeps {held} frame(s), some past this run's end, for a run that goes on to them",
+            kept_path.display()
+        ));
+    } else if settings.keep_frames {
         kept.keep();
     } else {
         kept.remove()?;
@@ -753,9 +775,14 @@ fn is_stopped_run_report(path: &Path, output: &Path) -> bool {
 
 /// A sequence output's frames are kept per range (so that shards rendered at once into one
 /// folder keep theirs apart); a run of the same start to another end (the shot extended, or
-/// shortened) takes over what a run to the old end kept, unless that run is at work. Returns
-/// the folder taken over.
-fn adopt_other_end(output: &Path, range: FrameRange, kept: &Path) -> Option<PathBuf> {
+/// shortened) takes over what a run to the old end kept with the same settings (the most
+/// frames, where several did), unless that run is at work. Returns the folder taken over.
+fn adopt_other_end(
+    output: &Path,
+    range: FrameRange,
+    kept: &Path,
+    fingerprint: &Value,
+) -> Option<PathBuf> {
     let pattern = Pattern::parse(output)?;
     if kept.exists() {
         return None;
@@ -775,7 +802,7 @@ fn adopt_other_end(output: &Path, range: FrameRange, kept: &Path) -> Option<Path
         .ok()?
         .flatten()
         .map(|entry| entry.path())
-        .find(|path| {
+        .filter(|path| {
             let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             path.as_path() != kept
                 && path.is_dir()
@@ -785,7 +812,10 @@ fn adopt_other_end(output: &Path, range: FrameRange, kept: &Path) -> Option<Path
                     .and_then(start_of)
                     == Some(range.start)
                 && !crate::kept::in_use(path)
-        })?;
+        })
+        .filter_map(|path| crate::kept::holds_frames_of(&path, fingerprint).map(|n| (n, path)))
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, path)| path)?;
     std::fs::rename(&other, kept).ok()?;
     Some(other)
 }

@@ -2047,6 +2047,27 @@ fn sequence_outputs_keep_input_numbers_and_their_own_kept_frames() {
         assert!(out.join(format!("b_{number}.png")).is_file(), "{number}");
     }
     assert_eq!(kept_pngs(&out.join(".a_%04d.png.frames")), 3);
+    // A shorter run that completes leaves the frames past its end for a longer run...
+    let d_run = |extra: &[&str]| {
+        let mut c = quick(&plates.join("%04d.png"), &out.join("d_%04d.png"));
+        c.args(["--iterations", "2"]).args(extra);
+        c
+    };
+    success_log(&mut d_run(&["--keep-frames"]));
+    let log = success_log(&mut d_run(&["--frames", ":2"]));
+    assert!(
+        log.contains("taking over") && log.contains("keeps 3 frame(s), some past this run's end"),
+        "{log}"
+    );
+    assert_eq!(kept_pngs(&out.join(".d_%04d.png.frames-0-2")), 3);
+    // ...but not for a run with other settings, which leaves them be.
+    let log = success_log(&mut d_run(&["--iterations", "3", "--overwrite"]));
+    assert!(
+        !log.contains("taking over") && !log.contains("resuming"),
+        "{log}"
+    );
+    assert_eq!(kept_pngs(&out.join(".d_%04d.png.frames-0-2")), 3);
+    assert!(!out.join(".d_%04d.png.frames").exists());
     assert_eq!(kept_pngs(&out.join(".b_%04d.png.frames")), 3);
     // ...and the first one's frames still resume its own run.
     let log = success_log(run("a_%04d.png", "2").arg("--overwrite"));
