@@ -603,7 +603,7 @@ fn stylize_all(
             image: shown,
             ..frame
         };
-        on_frame(&FrameDone {
+        let finished = FrameDone {
             frame: &out,
             position,
             number: outcome
@@ -613,7 +613,9 @@ fn stylize_all(
             outcome: done.as_ref().map(|(o, _, _)| o),
             seconds: done.as_ref().map(|(_, s, _)| *s).unwrap_or(0.0),
             start: done.as_ref().map(|(_, _, s)| *s),
-        });
+        };
+        on_frame(&finished);
+        progress.frame_done(&finished);
         let keep = if kept.is_some() { keep } else { None };
         if styled
             .send(Styled::Frame {

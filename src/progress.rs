@@ -18,6 +18,12 @@ pub trait Progress {
     fn log(&mut self, message: &str) {
         let _ = message;
     }
+    /// A frame of a video or sequence is finished, before it goes to the output: painted now
+    /// (`done.outcome` has its losses and iterations) or taken from an earlier run's kept frames
+    /// (`done.outcome` is `None`).
+    fn frame_done(&mut self, done: &crate::pipeline::FrameDone<'_>) {
+        let _ = done;
+    }
     /// A warning: logged now, and kept in `warnings` for the run's report.
     fn warn(&mut self, warnings: &mut Vec<String>, message: String) {
         self.log(&message);

@@ -888,6 +888,18 @@ fn the_file_to_file_runs_work_from_the_library_with_its_defaults() {
     use stylize_video::still::{stylize_image, StillSettings};
     use stylize_video::video::{stylize_video, VideoSettings, WARM_ITERATIONS};
     let dir = tempfile::tempdir().unwrap();
+    /// Hears of every finished frame, as a library user's own progress display would.
+    #[derive(Default)]
+    struct Frames(Vec<(usize, Option<usize>, Option<f64>)>);
+    impl stylize_video::progress::Progress for Frames {
+        fn frame_done(&mut self, done: &stylize_video::pipeline::FrameDone<'_>) {
+            self.0.push((
+                done.position,
+                done.outcome.map(|o| o.iterations),
+                done.outcome.map(|o| o.best.total),
+            ));
+        }
+    }
     let mut style = StyleSettings::new([van_gogh()]);
     assert_eq!((style.size, style.optimizer.iterations), (512, 500));
     style.device = Device::Cpu;
@@ -928,8 +940,16 @@ fn the_file_to_file_runs_work_from_the_library_with_its_defaults() {
     assert!(video.encode.audio);
     video.first_frame_iterations = 10;
     video.style.optimizer.iterations = 3;
-    let summary = stylize_video(&video, &mut Silent, &stop).unwrap();
+    let mut frames = Frames::default();
+    let summary = stylize_video(&video, &mut frames, &stop).unwrap();
     assert_eq!(summary.outcome.frames, 3);
+    // Each frame as it was finished: its position, iterations and loss.
+    let heard: Vec<_> = frames.0.iter().map(|(p, i, _)| (*p, *i)).collect();
+    assert_eq!(heard, [(0, Some(10)), (1, Some(3)), (2, Some(3))]);
+    assert!(frames
+        .0
+        .iter()
+        .all(|(_, _, loss)| loss.is_some_and(|l| l > 0.0 && l.is_finite())));
     assert_eq!(summary.outcome.first_frame_iterations, Some(10));
     assert_eq!(summary.outcome.warm_iterations, [3, 3]);
     // A folder's frames are numbered from 0.
