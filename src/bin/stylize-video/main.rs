@@ -4,7 +4,7 @@ mod args;
 mod bar;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use clap::{CommandFactory, FromArgMatches};
 use stylize_video::progress::Progress;
@@ -12,8 +12,62 @@ use stylize_video::still::stylize_image;
 use stylize_video::video::stylize_video;
 use stylize_video::Error;
 
-/// Set by the first Ctrl-C: the run stops, abandoning the frame in flight, keeping finished ones.
+/// Set by the first Ctrl-C (or SIGTERM, SIGHUP): the run stops, abandoning the frame in flight,
+/// keeping finished ones.
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The signal that stopped the run (SIGINT until one does), for the exit status: 128 + it, as
+/// shells report a process ended by it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+static STOPPED_BY: AtomicI32 = AtomicI32::new(signal_hook::consts::SIGINT);
+
+/// How a signal is named to the user.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "Ctrl-C",
+    }
+}
+
+/// Stops the run on Ctrl-C, SIGTERM (a scheduler's stop) or SIGHUP (a closed terminal), from a
+/// thread of its own (not in a signal handler: it prints and removes files); a second signal
+/// quits at once.
+fn handle_stop_signals(is_still: bool) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                // This thread alone sets them: the cause first, then the stop it explains.
+                if STOP.load(Ordering::SeqCst) {
+                    // A second one: leave at once, without the files half written.
+                    stylize_video::io::atomic::remove_in_progress();
+                    if is_still {
+                        eprintln!("\nstylize-video: stopped at once; nothing written");
+                    } else {
+                        eprintln!(
+                            "\nstylize-video: stopped at once; the finished frames are kept for the next run"
+                        );
+                    }
+                    // Not std::process::exit: its exit handlers would tear down libtorch's and
+                    // ffmpeg's state under the threads still using it (a segmentation fault).
+                    // SAFETY: _exit ends the process at once and touches no Rust state.
+                    unsafe { libc::_exit(128 + signal) };
+                }
+                STOPPED_BY.store(signal, Ordering::SeqCst);
+                STOP.store(true, Ordering::SeqCst);
+                let on = if signal == signal_hook::consts::SIGINT {
+                    String::new()
+                } else {
+                    format!(" on {}", signal_name(signal))
+                };
+                eprintln!("\nstylize-video: stopping{on} (Ctrl-C again to quit now)");
+            }
+        });
+}
 
 fn main() -> ExitCode {
     let matches = args::Args::command().get_matches();
@@ -21,22 +75,7 @@ fn main() -> ExitCode {
     quiet_encoder_logs(args.quiet);
     quiet_libtorch_panics();
     let is_still = args.is_still();
-    let _ = ctrlc::set_handler(move || {
-        if STOP.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave at once, without the files half written.
-            stylize_video::io::atomic::remove_in_progress();
-            if is_still {
-                eprintln!("\nstylize-video: stopped at once; nothing written");
-            } else {
-                eprintln!("\nstylize-video: stopped at once; the finished frames are kept for the next run");
-            }
-            // Not std::process::exit: its exit handlers would tear down libtorch's and ffmpeg's
-            // state under the threads still using it (a segmentation fault).
-            // SAFETY: _exit ends the process at once and touches no Rust state.
-            unsafe { libc::_exit(130) };
-        }
-        eprintln!("\nstylize-video: stopping (Ctrl-C again to quit now)");
-    });
+    handle_stop_signals(is_still);
     let result = if let Err(e) = args.check_applicable(&matches) {
         Err(e)
     } else if is_still {
@@ -48,7 +87,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ Error::Interrupted(_)) => {
             eprintln!("{e}");
-            ExitCode::from(130)
+            ExitCode::from((128 + STOPPED_BY.load(Ordering::SeqCst)) as u8)
         }
         Err(e) => {
             eprintln!("error: {e}");
