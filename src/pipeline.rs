@@ -93,9 +93,11 @@ pub struct FrameDone<'a> {
 
 /// What the pipeline needs besides its source and sink.
 pub struct PipelineJob<'a> {
-    /// The stylizer (style target made once, for the whole run).
+    /// The stylizer (style target made once, for the whole run); its optimiser's iterations
+    /// are the warm frames'.
     pub stylizer: &'a Stylizer<'a>,
-    /// How the result looks (start of the first frame, colours).
+    /// How the result looks: the start of a cold frame (`init`, noise, seed), the colours and
+    /// the device (the paintings, loss and optimiser are the stylizer's).
     pub style: &'a StyleSettings,
     /// Iterations of a frame without a previous result to start from.
     pub first_frame_iterations: usize,
@@ -519,7 +521,7 @@ fn stylize_all(
                 }
             }
             let (init, iterations) = match warm_init {
-                Some(init) => (init, job.style.optimizer.iterations),
+                Some(init) => (init, job.stylizer.optimizer_settings().iterations),
                 None => {
                     let (w, h) = content_image.dimensions();
                     let image = match &init_image {
