@@ -32,28 +32,46 @@ pub struct KeptFrames {
     _lock: std::sync::Arc<std::fs::File>,
 }
 
+/// Takes an exclusive `flock` on `file` without waiting; it goes with the File.
+fn try_lock(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Whether a run holds the kept frames in `dir` now (it holds a lock on the folder's lock
 /// file while it runs).
 pub fn in_use(dir: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = std::fs::File::open(dir.join(LOCK_FILE)) else {
-        return false;
-    };
-    // SAFETY: flock on a descriptor this File owns; the lock, if taken, goes with the File.
-    let refused = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 };
-    refused && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+    std::fs::File::open(dir.join(LOCK_FILE)).is_ok_and(|file| {
+        try_lock(&file).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock)
+    })
+}
+
+/// The JSON file `path` holds, if it is there and whole.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// `fingerprint` as written to the settings file, and as it reads back from it: compared so,
+/// a number whose text does not parse back to the very same float (serde_json's fast parser
+/// may be one unit off) still matches.
+fn as_read_back(fingerprint: &Value) -> (String, Value) {
+    let text = serde_json::to_string_pretty(fingerprint).expect("JSON");
+    let back = serde_json::from_str(&text).expect("JSON");
+    (text, back)
 }
 
 /// Whether `dir` holds kept frames made with `fingerprint` (as [`KeptFrames::open`] compares
 /// them), and how many files of frames.
 pub fn holds_frames_of(dir: &Path, fingerprint: &Value) -> Option<usize> {
-    let text = serde_json::to_string_pretty(fingerprint).ok()?;
-    let fingerprint: Value = serde_json::from_str(&text).ok()?;
-    let previous: Value = std::fs::read_to_string(dir.join(SETTINGS_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .map(upgraded)?;
-    (previous == fingerprint).then(|| count_pngs(dir))
+    let previous = read_json(&dir.join(SETTINGS_FILE)).map(upgraded)?;
+    (previous == as_read_back(fingerprint).1).then(|| count_pngs(dir))
 }
 
 fn count_pngs(dir: &Path) -> usize {
@@ -71,7 +89,6 @@ fn count_pngs(dir: &Path) -> usize {
 /// locks the folder is used unlocked.
 fn lock(dir: &Path) -> Result<std::fs::File> {
     use std::io::{Read, Seek};
-    use std::os::fd::AsRawFd;
     let path = dir.join(LOCK_FILE);
     let io = |action: &'static str| {
         let path = path.clone();
@@ -88,9 +105,7 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
         .truncate(false)
         .open(&path)
         .map_err(io("cannot create"))?;
-    // SAFETY: flock on a descriptor this File owns; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let error = std::io::Error::last_os_error();
+    if let Err(error) = try_lock(&file) {
         if error.kind() != std::io::ErrorKind::WouldBlock {
             // Storage that has no locks (some network and FUSE file systems): the run goes on
             // unguarded rather than not at all.
@@ -134,15 +149,11 @@ impl KeptFrames {
             discarded: 0,
             _lock: std::sync::Arc::new(lock(dir)?),
         };
-        // Compared as read back from the file, so that a number whose text does not parse back
-        // to the very same float (serde_json's fast parser may be one unit off) still matches.
-        let text = serde_json::to_string_pretty(fingerprint).expect("JSON");
-        let fingerprint: &Value = &serde_json::from_str(&text).expect("JSON");
+        let (text, fingerprint) = as_read_back(fingerprint);
+        let fingerprint = &fingerprint;
         let settings = dir.join(SETTINGS_FILE);
         // As the current version writes it.
-        let raw: Option<Value> = std::fs::read_to_string(&settings)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
+        let raw: Option<Value> = read_json(&settings);
         let previous = raw.clone().map(upgraded);
         if !restart && previous.as_ref() == Some(fingerprint) {
             if raw != previous {
@@ -234,19 +245,14 @@ impl KeptFrames {
         whole_digest: impl FnOnce() -> String,
     ) -> Result<usize> {
         let path = self.dir.join(INPUTS_FILE);
-        let kept: Option<Vec<Value>> = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .map(upgraded_inputs);
+        let kept: Option<Vec<Value>> = read_json(&path).map(upgraded_inputs);
         let in_range = already.min(inputs.len());
         let valid = match &kept {
             Some(kept) => (0..in_range)
                 .take_while(|&i| kept.get(i).is_some() && kept.get(i) == inputs.get(i))
                 .count(),
             None => {
-                let settings: Option<Value> = std::fs::read_to_string(self.dir.join(SETTINGS_FILE))
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok());
+                let settings: Option<Value> = read_json(&self.dir.join(SETTINGS_FILE));
                 let digest = settings.as_ref().and_then(|s| s.pointer("/input/digest"));
                 if in_range > 0
                     && digest
@@ -370,15 +376,21 @@ impl KeptFrames {
     /// to resume (the starts) and the lock.
     pub fn keep(self) {
         self.remove_starts();
-        let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
+        self.remove_lock_file();
     }
 
     /// The output is complete but the folder holds frames past its end (kept by a run to a
     /// later end): they stay, as they are, for such a run; only the lock goes. Returns how many
     /// frames the folder holds.
     pub fn leave_for_later(self) -> usize {
-        let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
+        self.remove_lock_file();
         self.count_files()
+    }
+
+    /// The lock file goes with the run's end where the folder stays (the lock itself goes with
+    /// the File).
+    fn remove_lock_file(&self) {
+        let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
     }
 
     /// Removes the folder if it holds no frame (a run that failed before its first frame).
@@ -446,10 +458,22 @@ fn digest(path: &Path) -> std::io::Result<(u64, String)> {
     Ok((bytes, sha256))
 }
 
-/// A file's identity as versions before 2026-11-25 kept it (its real path, size and modification
-/// time), as this version writes it, if that file is still there unchanged; else as it was.
+/// A file's identity as versions before 2026-11-25 kept it: its real path, size and
+/// modification time (to upgrade what they kept, and for a whole sequence's
+/// legacy digest).
+pub fn legacy_identity(path: &Path) -> Value {
+    let meta = std::fs::metadata(path).ok();
+    serde_json::json!({
+        "path": path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
+        "bytes": meta.as_ref().map(|m| m.len()),
+        "modified": meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+    })
+}
+
+/// A file's identity as [`legacy_identity`] kept it, as this version writes it, if that file
+/// is still there unchanged (the same size and time); else as it was.
 fn upgraded_identity(old: &Value) -> Value {
-    let (Some(path), Some(bytes), Some(modified)) = (
+    let (Some(path), Some(_), Some(_)) = (
         old.get("path").and_then(Value::as_str),
         old.get("bytes").and_then(Value::as_u64),
         old.get("modified").and_then(Value::as_u64),
@@ -457,13 +481,8 @@ fn upgraded_identity(old: &Value) -> Value {
         return old.clone();
     };
     let path = Path::new(path);
-    let meta = std::fs::metadata(path).ok();
-    let now = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
-    });
-    if meta.is_some_and(|m| m.len() == bytes) && now == Some(modified) {
+    let now = legacy_identity(path);
+    if now["bytes"] == old["bytes"] && now["modified"] == old["modified"] {
         file_identity(path)
     } else {
         old.clone()

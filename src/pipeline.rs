@@ -18,7 +18,7 @@ use crate::engine::flow::{validated, warp, FlowEstimator, HornSchunck, Sampling}
 use crate::engine::preprocess::{self, from_network, to_network};
 use crate::engine::shot::{is_cut, unexplained_difference};
 use crate::engine::stylizer::{
-    describe_recoveries, first_line, guard_memory, Outcome, StopReason, Stylizer,
+    describe_recoveries, first_line, guard_memory, panic_message, Outcome, StopReason, Stylizer,
 };
 use crate::error::{Error, Result};
 use crate::frames::{Frame, FrameSink, FrameSource, SourceInfo};
@@ -648,11 +648,7 @@ fn open_sink(styled: &SyncSender<Styled>, first: &Frame) -> bool {
 /// The error for a panic of the stylising stage outside the optimisation and the flow (which
 /// turn running out of memory into [`Error::OutOfMemory`] themselves).
 fn stylizing_failed(payload: &(dyn std::any::Any + Send), frames: usize) -> Error {
-    let message = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("a panic without a message");
+    let message = panic_message(payload).unwrap_or("a panic without a message");
     Error::Pipeline(format!(
         "stylising failed after {frames} frame(s): {}; finished frames are kept",
         first_line(message)

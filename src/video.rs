@@ -15,7 +15,7 @@ use crate::frames::{Frame, FrameSink, FrameSource, Ratio, SourceInfo};
 use crate::io::atomic;
 use crate::io::image::{self as picture, BitDepth};
 use crate::io::sequence::{self, Pattern, SequenceSink, SequenceSource};
-use crate::kept::{file_identity, read_identity, KeptFrames};
+use crate::kept::{file_identity, legacy_identity, read_identity, KeptFrames};
 use crate::memory::MemoryUse;
 use crate::pipeline::{self, FrameRange, FrameStart, PipelineJob, PipelineOutcome, WarmStart};
 use crate::progress::Progress;
@@ -263,16 +263,6 @@ fn legacy_digest(path: &Path) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// A file's identity as versions before 2026-11-25 kept it (for [`legacy_digest`] only).
-fn legacy_identity(path: &Path) -> Value {
-    let meta = std::fs::metadata(path).ok();
-    json!({
-        "path": path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
-        "bytes": meta.as_ref().map(|m| m.len()),
-        "modified": meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
-    })
 }
 
 /// Iterations of a warm frame (one that starts from the previous result) by default, the
@@ -574,15 +564,10 @@ pub fn stylize_video(
     settings.validate()?;
     let kept_path = kept_dir(&settings.output, settings.range);
     adopt_legacy_kept_frames(&settings.output, &kept_path);
+    // Every input file is read for it: once per run.
+    let fingerprint = settings.fingerprint();
     let adopted = (!settings.restart)
-        .then(|| {
-            adopt_other_end(
-                &settings.output,
-                settings.range,
-                &kept_path,
-                &settings.fingerprint(),
-            )
-        })
+        .then(|| adopt_other_end(&settings.output, settings.range, &kept_path, &fingerprint))
         .flatten();
     if let Some(other) = adopted {
         progress.log(&format!(
@@ -607,8 +592,7 @@ pub fn stylize_video(
              --overwrite too to replace them (nothing was discarded)",
         ));
     }
-    let (kept, mut already) =
-        KeptFrames::open(&kept_path, &settings.fingerprint(), settings.restart)?;
+    let (kept, mut already) = KeptFrames::open(&kept_path, &fingerprint, settings.restart)?;
     if kept.discarded() > 0 {
         progress.log(&format!(
             "--restart: discarded {} file(s) of finished frames kept in '{}'; painting from the \

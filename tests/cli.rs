@@ -1319,7 +1319,7 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (shot, _) = frame_folder(d, 64, "");
-    let run = || {
+    let run = |shot: &std::path::Path| {
         let mut c = stylize();
         c.arg(shot.join("%04d.png"))
             .arg("--style")
@@ -1333,11 +1333,11 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
     let third = shot.join("0003.png");
     let whole = std::fs::read(&third).unwrap();
     std::fs::write(&third, &whole[..whole.len() / 2]).unwrap();
-    let failed = stderr_of(&run().assert().failure());
+    let failed = stderr_of(&run(&shot).assert().failure());
     assert!(failed.contains("0003.png"), "{failed}");
     // Repaired, it is the only frame painted: the others' inputs did not change.
     std::fs::write(&third, &whole).unwrap();
-    let resumed = stderr_of(&run().assert().success());
+    let resumed = stderr_of(&run(&shot).assert().success());
     assert!(
         resumed.contains("resuming: 2 finished frame(s)")
             && resumed.contains("(2 resumed, 1 stylised)"),
@@ -1355,7 +1355,7 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
         .unwrap()
         .set_modified(later)
         .unwrap();
-    let again = stderr_of(&run().assert().success());
+    let again = stderr_of(&run(&shot).assert().success());
     assert!(
         again.contains("frame 1 of the output: its input")
             && again.contains("0002.png' changed")
@@ -1372,15 +1372,7 @@ fn a_repaired_frame_resumes_and_a_changed_painted_one_is_painted_again() {
         .unwrap()
         .set_modified(later + std::time::Duration::from_secs(60))
         .unwrap();
-    let mut from_moved = stylize();
-    from_moved
-        .arg(moved.join("%04d.png"))
-        .arg("--style")
-        .arg(van_gogh())
-        .args(["--size", "48", "--first-frame-iterations", "2"])
-        .args(["--iterations", "1", "--keep-frames", "-o"])
-        .arg(d.join("out/%04d.png"));
-    let moved_log = stderr_of(&from_moved.assert().success());
+    let moved_log = stderr_of(&run(&moved).assert().success());
     assert!(
         moved_log.contains("resuming: 3 finished frame(s)")
             && moved_log.contains("(3 resumed, 0 stylised)"),

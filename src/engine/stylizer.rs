@@ -1126,16 +1126,20 @@ pub(crate) fn guard_memory<T>(size: (i64, i64), work: impl FnOnce() -> Result<T>
         }
         Ok(result) => result,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "libtorch failed".into());
-            Err(memory_error(&message, size).unwrap_or_else(|| {
-                Error::Torch(tch::TchError::Torch(first_line(&message).to_string()))
+            let message = panic_message(payload.as_ref()).unwrap_or("libtorch failed");
+            Err(memory_error(message, size).unwrap_or_else(|| {
+                Error::Torch(tch::TchError::Torch(first_line(message).to_string()))
             }))
         }
     }
+}
+
+/// The message a panic carries (libtorch's errors arrive as panics), if it carries text.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
 }
 
 /// The first line of a libtorch message (the rest is its C++ call stack), without the escaped

@@ -112,17 +112,10 @@ fn quiet_encoder_logs(quiet: bool) {
 fn quiet_libtorch_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
+        use stylize_video::engine::stylizer::{first_line, panic_message};
+        let message = panic_message(info.payload()).unwrap_or("");
         if message.contains("Torch(") && message.contains("c10::") {
-            eprintln!(
-                "stylize-video: libtorch: {}",
-                stylize_video::engine::stylizer::first_line(message)
-            );
+            eprintln!("stylize-video: libtorch: {}", first_line(message));
         } else {
             default(info);
         }
